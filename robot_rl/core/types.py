@@ -1,0 +1,48 @@
+"""Plain data types shared by every layer: action chunks and the action-space naming convention."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ARM_JOINTS: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
+GRIPPER = "gripper"
+JOINT_SPACE_NAMES: tuple[str, ...] = ARM_JOINTS + (GRIPPER,)
+EE_SPACE_NAMES: tuple[str, ...] = ("ee_x", "ee_y", "ee_z", "ee_rx", "ee_ry", "ee_rz", GRIPPER)
+
+
+def action_space_of(names: tuple[str, ...] | list[str]) -> str | None:
+    """'joint' or 'ee' when `names` is exactly one of the two conventions, else None."""
+    names = tuple(names)
+    if names == JOINT_SPACE_NAMES:
+        return "joint"
+    if names == EE_SPACE_NAMES:
+        return "ee"
+    return None
+
+
+@dataclass
+class ActionChunk:
+    """H actions to execute at stamp + (i+1)*dt.
+
+    `stamp` is the capture time of the observation the chunk was computed from (seconds, on the robot clock);
+    `points` has shape (H, D) with columns named by `names`.
+    """
+
+    stamp: float
+    dt: float
+    names: tuple[str, ...]
+    points: np.ndarray
+    source: str = "policy"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.points.shape[0]) if self.points.ndim == 2 else 0
+
+    @property
+    def space(self) -> str | None:
+        return action_space_of(self.names)
+
+    def target_time(self, i: int) -> float:
+        return self.stamp + (i + 1) * self.dt
