@@ -11,6 +11,7 @@ t_i = stamp + (i+1)*dt, so it is *issued* at the tick nearest to t_i - dt = stam
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +44,7 @@ class ExecutorStats:
     points_executed: int = 0
     ticks_idle: int = 0
     ticks_watchdog: int = 0
-    lateness: list[float] = field(default_factory=list)
+    lateness: deque = field(default_factory=lambda: deque(maxlen=1000))  # recent executed points, seconds
 
 
 class ChunkExecutor:

@@ -1,0 +1,326 @@
+"""Start a node graph from a YAML graph file without `ros2 launch`.
+
+    python -m robot_rl.bringup config/graphs/sim_scripted.yaml [--namespace robot1] [--set node.key=value ...]
+
+Each node runs as its own process (`python -m robot_rl.nodes.<exe> --ros-args ...`) with the graph's parameter files.
+Everything is validated before the first process starts: executables, parameter files, and every parameter key and
+value against the node's typed config, so a typo stops the graph with an error naming the key and the file.
+SIGINT/SIGTERM are forwarded; the bringup exits non-zero when a node dies, and 0 when the graph's `exit_when` node
+finishes cleanly.
+
+Graph file:
+    name: sim_scripted
+    namespace: robot1              # one namespace per robot
+    params_files: [config/sim.yaml]
+    exit_when: episode_manager     # optional
+    nodes:
+      - executable: mujoco_bridge
+        name: mujoco_bridge        # optional, defaults to the executable
+        params: {task: reach}      # optional per-node overrides (-p)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from robot_rl.nodes import NODE_EXECUTABLES
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+ROS_BUILTIN_KEYS = {"use_sim_time"}
+
+
+class GraphError(ValueError):
+    pass
+
+
+@dataclass
+class NodeSpec:
+    executable: str
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    name: str
+    namespace: str
+    params_files: list[Path]
+    nodes: list[NodeSpec]
+    exit_when: str | None
+    source: Path
+
+
+def resolve(path: str | Path, base: Path) -> Path:
+    """Paths in graph files are relative to the package root (or absolute)."""
+    p = Path(path)
+    return p if p.is_absolute() else (base / p)
+
+
+def _load_yaml(path: Path) -> object:
+    try:
+        with path.open() as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise GraphError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise GraphError(f"{path}: not valid YAML: {err}") from None
+
+
+def load_graph(path: str | Path, base: Path = PACKAGE_ROOT) -> Graph:
+    path = resolve(path, Path.cwd()) if Path(path).exists() else resolve(path, base)
+    raw = _load_yaml(path)
+    if not isinstance(raw, dict):
+        raise GraphError(f"{path}: a graph file is a mapping with 'name' and 'nodes'")
+    allowed = {"name", "namespace", "params_files", "exit_when", "nodes"}
+    if unknown := sorted(set(raw) - allowed):
+        raise GraphError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    if not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
+        raise GraphError(f"{path}: 'nodes' must be a non-empty list")
+    nodes = []
+    for i, entry in enumerate(raw["nodes"]):
+        if not isinstance(entry, dict) or "executable" not in entry:
+            raise GraphError(f"{path}: nodes[{i}] needs an 'executable'")
+        if unknown := sorted(set(entry) - {"executable", "name", "params"}):
+            raise GraphError(f"{path}: nodes[{i}] unknown key(s) {unknown}")
+        exe = entry["executable"]
+        if exe not in NODE_EXECUTABLES:
+            raise GraphError(f"{path}: nodes[{i}].executable {exe!r} is not a robot_rl node {sorted(NODE_EXECUTABLES)}")
+        nodes.append(NodeSpec(exe, entry.get("name", exe), dict(entry.get("params") or {})))
+    files = [resolve(p, base) for p in raw.get("params_files") or []]
+    for f in files:
+        if not f.is_file():
+            raise GraphError(f"{path}: params file {f} does not exist")
+    graph = Graph(str(raw.get("name", path.stem)), str(raw.get("namespace", "")).strip("/"), files, nodes,
+                  raw.get("exit_when"), path)
+    if graph.exit_when is not None and graph.exit_when not in {n.name for n in nodes}:
+        raise GraphError(f"{path}: exit_when {graph.exit_when!r} names no node of the graph")
+    return graph
+
+
+def config_model(executable: str) -> type[BaseModel]:
+    module = importlib.import_module(NODE_EXECUTABLES[executable])
+    return module.CONFIG
+
+
+def node_parameters(params_file: Path, node_name: str, namespace: str) -> dict:
+    """The `ros__parameters` that a params file gives to /namespace/node_name (exact names and /** wildcards)."""
+    raw = _load_yaml(params_file)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise GraphError(f"{params_file}: a params file maps node names to 'ros__parameters'")
+    fqn = f"/{namespace}/{node_name}" if namespace else f"/{node_name}"
+    found: dict = {}
+    for key, section in raw.items():
+        if not _matches(str(key), fqn):
+            continue
+        if not isinstance(section, dict) or set(section) != {"ros__parameters"}:
+            raise GraphError(f"{params_file}: section {key!r} must hold exactly 'ros__parameters'")
+        found.update(_flatten(section["ros__parameters"] or {}))
+    return found
+
+
+def _matches(pattern: str, fqn: str) -> bool:
+    pattern = pattern if pattern.startswith("/") else "/" + pattern
+    if pattern in ("/**", fqn):
+        return True
+    if pattern.startswith("/**/"):
+        return fqn.endswith("/" + pattern[4:])
+    return False
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def validate(graph: Graph) -> None:
+    """Check every parameter each node will receive against its typed config; raise GraphError naming key + file."""
+    from robot_rl.ros.node_runtime import flatten_defaults
+
+    for spec in graph.nodes:
+        model = config_model(spec.executable)
+        declared = set(flatten_defaults(model)) | ROS_BUILTIN_KEYS
+        values: dict = {}
+        origin: dict = {}
+        for f in graph.params_files:
+            for key, value in node_parameters(f, spec.name, graph.namespace).items():
+                values[key], origin[key] = value, str(f)
+        for key, value in _flatten(spec.params).items():
+            values[key], origin[key] = value, f"{graph.source} (nodes: {spec.name}.params)"
+        for key in values:
+            if key not in declared:
+                raise GraphError(f"{origin[key]}: node {spec.name!r} has no parameter {key!r}")
+        nested: dict = {}
+        for key, value in values.items():
+            if key in ROS_BUILTIN_KEYS:
+                continue
+            *sections, leaf = key.split(".")
+            node = nested
+            for s in sections:
+                node = node.setdefault(s, {})
+            node[leaf] = value
+        try:
+            model.model_validate(nested)
+        except ValidationError as err:
+            e = err.errors()[0]
+            key = ".".join(map(str, e["loc"]))
+            raise GraphError(f"{origin.get(key, graph.source)}: node {spec.name!r} parameter {key!r}: {e['msg']}") \
+                from None
+
+
+def apply_overrides(graph: Graph, namespace: str | None, sets: list[str]) -> None:
+    if namespace is not None:
+        graph.namespace = namespace.strip("/")
+    by_name = {n.name: n for n in graph.nodes}
+    for item in sets:
+        target, _, value = item.partition("=")
+        node_name, _, key = target.partition(".")
+        if not key or node_name not in by_name:
+            raise GraphError(f"--set {item!r}: expected NODE.KEY=VALUE with NODE one of {sorted(by_name)}")
+        by_name[node_name].params[key] = yaml.safe_load(value)
+
+
+def ros_environment(base: dict | None = None) -> dict:
+    """The environment every node process needs (see docs/architecture.md, 'Running it')."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("ROS_LOG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "robot_rl_ros_log"))
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(PACKAGE_ROOT / "config" / "fastdds.xml"))
+    env.setdefault("MUJOCO_GL", "egl")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def node_command(graph: Graph, spec: NodeSpec) -> list[str]:
+    cmd = [sys.executable, "-m", NODE_EXECUTABLES[spec.executable], "--ros-args", "-r", f"__node:={spec.name}"]
+    if graph.namespace:
+        cmd += ["-r", f"__ns:=/{graph.namespace}"]
+    for f in graph.params_files:
+        cmd += ["--params-file", str(f)]
+    for key, value in _flatten(spec.params).items():
+        cmd += ["-p", f"{key}:={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
+    return cmd
+
+
+class GraphProcess:
+    """The running graph: one subprocess per node, output prefixed with the node name."""
+
+    def __init__(self, graph: Graph, env: dict | None = None, quiet: bool = False):
+        self.graph = graph
+        self.env = ros_environment(env)
+        self.quiet = quiet
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, list[str]] = {}
+
+    def start(self) -> None:
+        for spec in self.graph.nodes:
+            proc = subprocess.Popen(node_command(self.graph, spec), env=self.env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            self.procs[spec.name] = proc
+            self.logs[spec.name] = []
+            threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True).start()
+
+    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.logs[name].append(line.rstrip())
+            if not self.quiet:
+                print(f"[{name}] {line.rstrip()}", flush=True)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the exit_when node ends (0) or any node dies (its code, non-zero); stops the others."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                for name, proc in self.procs.items():
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    if name == self.graph.exit_when and code == 0:
+                        return 0
+                    print(f"[bringup] node {name!r} exited with code {code}; stopping the graph", flush=True)
+                    return code or 1
+                if deadline is not None and time.monotonic() > deadline:
+                    print(f"[bringup] graph {self.graph.name!r} still running after {timeout} s; stopping it", flush=True)
+                    return 124
+                time.sleep(0.05)
+        finally:
+            self.stop()
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + grace_s
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def run_graph(path: str | Path, namespace: str | None = None, sets: list[str] = (), timeout: float | None = None,
+              env: dict | None = None, quiet: bool = False) -> int:
+    graph = load_graph(path)
+    apply_overrides(graph, namespace, list(sets))
+    validate(graph)
+    proc = GraphProcess(graph, env, quiet)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def forward(signum, _frame):
+        print(f"[bringup] signal {signum}: stopping graph {graph.name!r}", flush=True)
+        raise KeyboardInterrupt
+
+    for s in previous:
+        signal.signal(s, forward)
+    try:
+        proc.start()
+        return proc.wait(timeout)
+    except KeyboardInterrupt:
+        proc.stop()
+        return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m robot_rl.bringup", description=__doc__.split("\n\n")[0])
+    parser.add_argument("graph", help="graph YAML, e.g. config/graphs/sim_scripted.yaml")
+    parser.add_argument("--namespace", help="robot namespace (overrides the graph's)")
+    parser.add_argument("--set", action="append", default=[], metavar="NODE.KEY=VALUE", help="override a parameter")
+    parser.add_argument("--timeout", type=float, help="stop the graph after this many seconds (exit 124)")
+    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default: the environment's, else random)")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(args.domain_id)
+    env.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
+    try:
+        return run_graph(args.graph, args.namespace, args.set, args.timeout, env)
+    except GraphError as err:
+        print(f"[bringup] {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

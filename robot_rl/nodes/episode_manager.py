@@ -1,0 +1,187 @@
+"""Episode manager: reset -> start -> run until success / timeout / operator stop -> status record, repeated.
+
+Every transition is published on `episode/status` (latched) and, when `results_path` is set, each finished episode is
+appended to that JSON-lines file. Durations are measured on the robot clock (sim time in simulation).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from robot_rl.ros import contract, records
+from robot_rl.ros.node_runtime import ExitRequest, declare_config, run_node
+
+
+class EpisodeConfig(BaseModel, extra="forbid"):
+    num_episodes: int = Field(0, ge=0, description="0 = run until stopped")
+    max_steps: int = Field(150, ge=1, description="control steps before the episode times out")
+    control_hz: float = Field(15.0, gt=0)
+    autostart: bool = True
+    terminate_on_success: bool = True
+    results_path: str = ""
+    exit_when_done: bool = True
+    service_timeout_s: float = Field(10.0, gt=0)
+
+
+CONFIG = EpisodeConfig
+
+
+class EpisodeManagerNode(Node):
+    def __init__(self):
+        super().__init__("episode_manager")
+        self.cfg = declare_config(self, EpisodeConfig)
+        self.period = 1.0 / self.cfg.control_hz
+        self.episode = 0
+        self.phase = "idle"  # idle | resetting | running | ending
+        self.start_requested = self.cfg.autostart
+        self.end_request: tuple[str, str] | None = None
+        self.seed: int | None = None
+        self.task = ""
+        self.start_stamp = 0.0
+        self.outcomes: list[dict] = []
+        self.pending_call = None
+        self.done = False
+
+        self.pub_status = self.create_publisher(String, contract.EPISODE_STATUS.name, contract.EPISODE_STATUS.qos)
+        self.create_subscription(String, contract.REWARD.name, self.on_reward, contract.REWARD.qos)
+        self.create_subscription(String, contract.ARM_STATUS.name, self.on_arm_status, contract.ARM_STATUS.qos)
+        self.cli_reset = self.create_client(Trigger, "arm/reset")
+        self.cli_enable = self.create_client(SetBool, "arm/enable")
+        for name, handler in (("episode/start", self.on_start), ("episode/stop", self.on_stop),
+                              ("episode/mark_success", self.on_mark_success),
+                              ("episode/mark_failure", self.on_mark_failure)):
+            self.create_service(Trigger, name, handler)
+        self.create_timer(0.02, self.step, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.publish_status("idle")
+
+    # ---- inputs ------------------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_reward(self, msg: String) -> None:
+        try:
+            rec = records.decode(msg.data, records.RewardRecord)
+        except records.RecordError as err:
+            self.get_logger().error(f"ignored reward record: {err}", throttle_duration_sec=1.0)
+            return
+        if self.phase == "running" and rec.episode == self.episode and rec.stamp >= self.start_stamp:
+            if rec.success and self.cfg.terminate_on_success:
+                self.request_end("success", f"{rec.source} reported success")
+
+    def on_arm_status(self, msg: String) -> None:
+        try:
+            rec = records.decode(msg.data, records.ArmStatus)
+        except records.RecordError as err:
+            self.get_logger().error(f"ignored arm status: {err}", throttle_duration_sec=1.0)
+            return
+        if self.phase == "running" and rec.state in ("estop", "error"):
+            self.request_end("interrupted", f"arm is in {rec.state}: {rec.message}")
+
+    def request_end(self, outcome: str, reason: str) -> None:
+        if self.end_request is None:
+            self.end_request = (outcome, reason)
+
+    def on_start(self, _req, resp):
+        self.start_requested = True
+        resp.success, resp.message = True, f"episode {self.episode} will start" if self.phase == "idle" else self.phase
+        return resp
+
+    def _end_service(self, outcome: str, resp):
+        if self.phase != "running":
+            resp.success, resp.message = False, f"no episode is running (phase {self.phase})"
+            return resp
+        self.request_end(outcome, "operator")
+        resp.success, resp.message = True, f"episode {self.episode}: {outcome}"
+        return resp
+
+    def on_stop(self, _req, resp):
+        self.start_requested = False  # an operator stop pauses; episode/start resumes
+        return self._end_service("stopped", resp)
+
+    def on_mark_success(self, _req, resp):
+        return self._end_service("success", resp)
+
+    def on_mark_failure(self, _req, resp):
+        return self._end_service("failure", resp)
+
+    # ---- state machine -----------------------------------------------------------------------------------------
+    def step(self) -> None:
+        if self.done:
+            raise ExitRequest(0)
+        if self.pending_call is not None and not self.pending_call.done():
+            return
+        if self.phase == "idle" and self.start_requested:
+            if not (self.cli_reset.service_is_ready() and self.cli_enable.service_is_ready()):
+                return
+            self.phase = "resetting"
+            self.publish_status("resetting")
+            self.pending_call = self.cli_reset.call_async(Trigger.Request())
+            self.pending_call.add_done_callback(self.after_reset)
+        elif self.phase == "running":
+            elapsed = self.now() - self.start_stamp
+            if self.end_request is None and elapsed >= self.cfg.max_steps * self.period - 1e-9:
+                self.request_end("timeout", f"{self.cfg.max_steps} steps")
+            if self.end_request is not None:
+                self.phase = "ending"
+                self.pending_call = self.cli_enable.call_async(SetBool.Request(data=False))
+                self.pending_call.add_done_callback(self.after_disable)
+
+    def after_reset(self, future) -> None:
+        result = future.result()
+        info = json.loads(result.message) if result.success else {}
+        self.seed = info.get("seed")
+        self.task = info.get("task", "")
+        self.start_stamp = float(info.get("stamp", self.now()))
+        self.pending_call = self.cli_enable.call_async(SetBool.Request(data=True))
+        self.pending_call.add_done_callback(self.after_enable)
+
+    def after_enable(self, future) -> None:
+        if not future.result().success:
+            self.get_logger().error(f"arm/enable refused: {future.result().message}")
+            self.phase = "idle"
+            self.start_requested = False
+            self.publish_status("idle", reason=f"arm refused to enable: {future.result().message}")
+            return
+        self.end_request = None
+        self.phase = "running"
+        self.publish_status("running", stamp=self.start_stamp)
+
+    def after_disable(self, _future) -> None:
+        outcome, reason = self.end_request
+        end = max(self.now(), self.start_stamp)
+        steps = int(round((end - self.start_stamp) / self.period))
+        result = {"episode": self.episode, "task": self.task, "seed": self.seed, "outcome": outcome,
+                  "steps": steps, "duration_s": round(end - self.start_stamp, 4), "reason": reason}
+        self.outcomes.append(result)
+        self.publish_status("ended", outcome=outcome, steps=steps, duration_s=end - self.start_stamp, reason=reason)
+        self.get_logger().info(f"episode {self.episode} {outcome} after {steps} steps ({reason})")
+        if self.cfg.results_path:
+            path = Path(self.cfg.results_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(json.dumps(result) + "\n")
+        self.episode += 1
+        self.end_request = None
+        self.phase = "idle"
+        if self.cfg.num_episodes and self.episode >= self.cfg.num_episodes:
+            self.start_requested = False
+            self.done = self.cfg.exit_when_done
+
+    def publish_status(self, state: str, stamp: float | None = None, **fields) -> None:
+        rec = records.EpisodeStatus(stamp=self.now() if stamp is None else stamp, episode=self.episode, state=state,
+                                    task=self.task, seed=self.seed, **fields)
+        self.pub_status.publish(String(data=records.encode(rec)))
+
+
+def main(args=None) -> None:
+    raise SystemExit(run_node(EpisodeManagerNode, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The topic contract: names (relative, one namespace per robot), message types and QoS, in one place.
+
+Drivers (the real arm + cameras, or the MuJoCo bridge) publish DRIVER_TOPICS; tests compare what the running ROS
+graph reports against this table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geometry_msgs.msg import PoseStamped
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import String, UInt8MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+SENSOR = qos_profile_sensor_data  # best effort, keep last 5, volatile
+RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+RECORDS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+LATCHED = QoSProfile(
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+LATCHED_10 = QoSProfile(
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    msg_type: type
+    qos: QoSProfile
+
+
+def camera_image(cam: str) -> Topic:
+    return Topic(f"cameras/{cam}/image_raw", Image, SENSOR)
+
+
+def camera_depth(cam: str) -> Topic:
+    return Topic(f"cameras/{cam}/depth/image_raw", Image, SENSOR)
+
+
+def camera_info(cam: str) -> Topic:
+    return Topic(f"cameras/{cam}/camera_info", CameraInfo, LATCHED)
+
+
+JOINT_STATES = Topic("joint_states", JointState, RELIABLE_10)
+EE_POSE = Topic("ee_pose", PoseStamped, RELIABLE_10)
+ACTION_CHUNK = Topic("action_chunk", JointTrajectory, RELIABLE_LAST)
+EXECUTED_ACTION = Topic("executed_action", JointTrajectory, RELIABLE_10)
+REWARD = Topic("reward", String, RECORDS)
+EPISODE_STATUS = Topic("episode/status", String, LATCHED_10)
+POLICY_WEIGHTS = Topic("policy/weights", UInt8MultiArray, LATCHED)
+POLICY_VERSION = Topic("policy/version", String, LATCHED)
+ARM_STATUS = Topic("arm/status", String, LATCHED_10)
+TASK_STATE = Topic("sim/task_state", String, RELIABLE_10)  # sim only: privileged state, no hardware counterpart
+CLOCK = Topic("/clock", Clock, CLOCK_QOS)
+
+ARM_SERVICES = ("arm/reset", "arm/stop", "arm/recover", "arm/enable")  # Trigger, Trigger, Trigger, SetBool
+EPISODE_SERVICES = ("episode/start", "episode/stop", "episode/mark_success", "episode/mark_failure")  # Trigger
+
+
+def driver_topics(cameras: list[str]) -> list[Topic]:
+    """What an arm + camera driver (or the MuJoCo bridge) publishes."""
+    topics = [JOINT_STATES, EE_POSE, EXECUTED_ACTION, ARM_STATUS]
+    for cam in cameras:
+        topics += [camera_image(cam), camera_info(cam)]
+    return topics

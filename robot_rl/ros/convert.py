@@ -1,0 +1,139 @@
+"""Message <-> core conversions. Every decoder validates and raises ConversionError with a reason; nodes turn that
+into a counted rejection, never into a crash."""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robot_rl.core.types import ActionChunk
+
+IMAGE_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+class ConversionError(ValueError):
+    pass
+
+
+def to_time(seconds: float) -> Time:
+    sec = int(np.floor(seconds))
+    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def from_time(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def to_duration(seconds: float) -> Duration:
+    sec = int(np.floor(seconds))
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def from_duration(d: Duration) -> float:
+    return d.sec + d.nanosec * 1e-9
+
+
+# ---- images ---------------------------------------------------------------------------------------------------------
+def image_to_msg(rgb: np.ndarray, stamp: float, frame_id: str) -> Image:
+    msg = Image()
+    msg.header.stamp = to_time(stamp)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()  # bytes, not ndarray: 0.2 ms instead of 49 ms
+    return msg
+
+
+def msg_to_image(msg: Image, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB view of an rgb8/bgr8 image; rejects anything else with the reason."""
+    if msg.encoding not in ("rgb8", "bgr8"):
+        raise ConversionError(f"image encoding {msg.encoding!r}, expected rgb8 or bgr8")
+    if msg.height == 0 or msg.width == 0 or msg.height * msg.width > max_pixels:
+        raise ConversionError(f"image size {msg.width}x{msg.height} outside 1..{max_pixels} pixels")
+    if msg.step != msg.width * 3:
+        raise ConversionError(f"image step {msg.step} != width*3 = {msg.width * 3}")
+    expected = msg.height * msg.step
+    if len(msg.data) != expected:
+        raise ConversionError(f"image data has {len(msg.data)} bytes, header says {expected}")
+    img = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+    return img[..., ::-1] if msg.encoding == "bgr8" else img
+
+
+def camera_info_msg(width: int, height: int, fovy_deg: float, stamp: float, frame_id: str) -> CameraInfo:
+    """Pinhole intrinsics of an ideal camera with the given vertical field of view."""
+    f = 0.5 * height / np.tan(np.deg2rad(fovy_deg) / 2)
+    msg = CameraInfo()
+    msg.header.stamp = to_time(stamp)
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = width, height
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [f, 0.0, width / 2, 0.0, f, height / 2, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [f, 0.0, width / 2, 0.0, 0.0, f, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+# ---- robot state ----------------------------------------------------------------------------------------------------
+def joint_state_msg(names, position, velocity, stamp: float) -> JointState:
+    msg = JointState()
+    msg.header.stamp = to_time(stamp)
+    msg.name = list(names)
+    msg.position = [float(x) for x in position]
+    msg.velocity = [float(x) for x in velocity]
+    return msg
+
+
+def pose_msg(position, quat_wxyz, stamp: float, frame_id: str) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp = to_time(stamp)
+    msg.header.frame_id = frame_id
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in position)
+    q.w, q.x, q.y, q.z = (float(v) for v in quat_wxyz)
+    return msg
+
+
+# ---- action chunks --------------------------------------------------------------------------------------------------
+def chunk_to_msg(chunk: ActionChunk) -> JointTrajectory:
+    """JointTrajectory with time_from_start=(i+1)*dt and finite-difference velocities (so ros2_control's JTC can
+    consume joint-space chunks with cubic interpolation)."""
+    msg = JointTrajectory()
+    msg.header.stamp = to_time(chunk.stamp)
+    msg.header.frame_id = chunk.source
+    msg.joint_names = list(chunk.names)
+    points = np.asarray(chunk.points, dtype=float)
+    velocities = np.gradient(points, chunk.dt, axis=0) if len(points) > 1 else np.zeros_like(points)
+    for i, (pos, vel) in enumerate(zip(points, velocities)):
+        pt = JointTrajectoryPoint()
+        pt.positions = pos.tolist()
+        pt.velocities = vel.tolist()
+        pt.time_from_start = to_duration((i + 1) * chunk.dt)
+        msg.points.append(pt)
+    return msg
+
+
+def msg_to_chunk(msg: JointTrajectory) -> ActionChunk:
+    """Decode a chunk; the time step comes from time_from_start, which must be (i+1)*dt."""
+    names = tuple(msg.joint_names)
+    if not msg.points:
+        raise ConversionError("chunk has no points")
+    rows = [list(p.positions) for p in msg.points]
+    if any(len(r) != len(names) for r in rows):
+        raise ConversionError(f"a point has {min(map(len, rows))}..{max(map(len, rows))} values for {len(names)} names")
+    times = np.array([from_duration(p.time_from_start) for p in msg.points])
+    dt = times[0]
+    if not dt > 0 or not np.allclose(times, dt * np.arange(1, len(times) + 1), atol=1e-6):
+        raise ConversionError("time_from_start must be (i+1)*dt with dt > 0")
+    return ActionChunk(
+        stamp=from_time(msg.header.stamp),
+        dt=float(dt),
+        names=names,
+        points=np.array(rows, dtype=float),
+        source=msg.header.frame_id or "policy",
+    )

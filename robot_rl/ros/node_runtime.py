@@ -1,0 +1,119 @@
+"""What every robot_rl node shares: typed configuration from ROS parameters, and a clean run/shutdown.
+
+Each node's parameters are one pydantic model. Its fields are declared as ROS parameters (nested models as
+`section.field`), values from `--params-file` / `-p` are validated by the model, and an unknown key, a wrong type or an
+out-of-range value stops the node before it starts anything, with a message that names the key and the file.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import TypeVar
+
+import rclpy
+from pydantic import BaseModel, ValidationError
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def flatten_defaults(model_cls: type[BaseModel], prefix: str = "") -> dict[str, object]:
+    """Parameter name -> default value; nested models become `section.field`, tuples become lists."""
+    out: dict[str, object] = {}
+    for name, field in model_cls.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out.update(flatten_defaults(annotation, key + "."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        out[key] = list(default) if isinstance(default, tuple) else default
+    return out
+
+
+def _unflatten(flat: dict[str, object]) -> dict:
+    nested: dict = {}
+    for key, value in flat.items():
+        *sections, leaf = key.split(".")
+        node = nested
+        for s in sections:
+            node = node.setdefault(s, {})
+        node[leaf] = value
+    return nested
+
+
+def params_files(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--params-file"]
+
+
+def declare_config(node: Node, model_cls: type[ConfigT]) -> ConfigT:
+    """Declare the model's fields as parameters, read them back and validate; raises ConfigError."""
+    where = ", ".join(params_files(sys.argv)) or "command line"
+    defaults = flatten_defaults(model_cls)
+    known = set(defaults) | set(ROS_BUILTIN_PARAMETERS)
+    unknown = sorted(
+        k for k in node._parameter_overrides if k not in known and not k.startswith("qos_overrides.")
+    )
+    if unknown:
+        raise ConfigError(f"{node.get_fully_qualified_name()}: unknown parameter(s) {unknown} in {where}")
+    values = {}
+    for key, default in defaults.items():
+        descriptor = ParameterDescriptor(dynamic_typing=True)  # types are checked by the model, with clear errors
+        param = node.declare_parameter(key, default, descriptor) if default is not None else node.declare_parameter(
+            key, descriptor=descriptor
+        )
+        values[key] = param.value
+    try:
+        return model_cls.model_validate(_unflatten(values))
+    except ValidationError as err:
+        problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{node.get_fully_qualified_name()}: bad parameter {problems} (from {where})") from None
+
+
+class ExitRequest(Exception):
+    """Raised inside a callback to end the node's spin with an exit code."""
+
+    def __init__(self, code: int = 0):
+        super().__init__(code)
+        self.code = code
+
+
+def run_node(node_factory, args: list[str] | None = None) -> int:
+    """Create the node, spin it on a SingleThreadedExecutor until SIGINT/SIGTERM or ExitRequest; return exit code.
+
+    A node may define `loop(executor)` to own its main loop (the bridge steps physics there); otherwise it spins.
+    """
+    rclpy.init(args=args if args is not None else sys.argv)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    code = 0
+    node = None
+    executor = SingleThreadedExecutor()
+    try:
+        node = node_factory()
+        executor.add_node(node)
+        if hasattr(node, "loop"):
+            node.loop(executor)
+        else:
+            executor.spin()
+    except ConfigError as err:
+        print(f"[robot_rl] configuration error: {err}", file=sys.stderr, flush=True)
+        code = 2
+    except ExitRequest as req:
+        code = req.code
+    except (KeyboardInterrupt, ExternalShutdownException):
+        code = 0
+    finally:
+        if node is not None and hasattr(node, "close"):
+            node.close()
+        executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

@@ -1,0 +1,107 @@
+"""JSON records carried in std_msgs/String: one schema module, validated on publish and on receive.
+
+Low-rate, method-specific data (reward terms, episode outcomes, policy versions, arm status) travel as these records;
+everything high-rate uses typed messages. Each record names its kind and schema version, so a consumer refuses a
+record that is not what it expects instead of guessing.
+"""
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+
+
+class RecordError(ValueError):
+    """A record that does not parse or does not match its schema; the message says which field and why."""
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    schema_version: int = SCHEMA_VERSION
+    stamp: float = Field(description="seconds on the robot clock (sim time in simulation)")
+
+
+class RewardRecord(Record):
+    kind: Literal["reward"] = "reward"
+    episode: int = Field(ge=0)
+    step: int = Field(ge=0)
+    reward: float
+    terms: dict[str, float] = Field(default_factory=dict, description="every term of the reward, named")
+    success: bool = False
+    done: bool = False
+    source: str
+
+
+class EpisodeStatus(Record):
+    kind: Literal["episode_status"] = "episode_status"
+    episode: int = Field(ge=0)
+    state: Literal["idle", "resetting", "running", "ended"]
+    task: str = ""
+    seed: int | None = None
+    outcome: Literal["success", "failure", "timeout", "stopped", "interrupted"] | None = None
+    steps: int = 0
+    duration_s: float = 0.0
+    reason: str = ""
+
+
+class PolicyVersion(Record):
+    kind: Literal["policy_version"] = "policy_version"
+    version: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    policy_type: str
+
+
+class ArmStatus(Record):
+    kind: Literal["arm_status"] = "arm_status"
+    state: Literal["disabled", "ready", "estop", "error"]
+    message: str = ""
+    rejected: dict[str, int] = Field(default_factory=dict)
+    clipped: dict[str, int] = Field(default_factory=dict)
+    last_rejection: str = ""
+    executor: dict[str, float] = Field(default_factory=dict)
+
+
+class TaskState(Record):
+    """Privileged simulator state (object poses, success). Sim only: it has no hardware counterpart."""
+
+    kind: Literal["task_state"] = "task_state"
+    task: str
+    success: bool
+    state: dict
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.model_fields["kind"].default: cls for cls in (RewardRecord, EpisodeStatus, PolicyVersion, ArmStatus, TaskState)
+}
+
+
+def encode(record: Record) -> str:
+    """Validate (again, so a mutated record cannot slip through) and serialise."""
+    type(record).model_validate(record.model_dump())
+    return record.model_dump_json()
+
+
+def decode(text: str, expected: type[Record]) -> Record:
+    """Parse a record of type `expected`; raises RecordError naming what is wrong."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{expected.__name__}: not JSON ({err.msg} at char {err.pos})") from None
+    if not isinstance(payload, dict):
+        raise RecordError(f"{expected.__name__}: expected a JSON object, got {type(payload).__name__}")
+    kind = expected.model_fields["kind"].default
+    if payload.get("kind") != kind:
+        raise RecordError(f"{expected.__name__}: kind is {payload.get('kind')!r}, expected {kind!r}")
+    if payload.get("schema_version") != SCHEMA_VERSION:
+        raise RecordError(
+            f"{expected.__name__}: schema_version {payload.get('schema_version')!r}, this build reads {SCHEMA_VERSION}"
+        )
+    try:
+        return expected.model_validate(payload)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise RecordError(f"{expected.__name__}: {problems}") from None
