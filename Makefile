@@ -1,0 +1,22 @@
+# Two set-up commands for a fresh machine: `make demo` and `make test`. Each installs what is missing first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN := source scripts/ros_env.sh &&
+
+.PHONY: install demo test bench clean
+
+install:
+	@VENV=$(VENV) bash scripts/install.sh
+
+demo: install
+	$(RUN) $(PY) -m robot_rl.cli demo
+
+test: install
+	$(RUN) $(PY) -m pytest -q test
+
+bench: install
+	$(RUN) $(PY) -m robot_rl.cli bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what is missing, and nothing else: Debian packages (only when absent), the venv, the pinned Python stack,
+# and robot_rl itself (editable). Safe to run again; a stamp file skips pip when requirements are unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+APT_PACKAGES=(libusb-1.0-0 libegl1 libegl-mesa0 libgl1 libgles2)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "[install] apt: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "[install] apt (sudo): ${missing[*]}"
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "[install] missing Debian packages: ${missing[*]}" >&2
+    echo "[install] run as root:  apt-get install -y ${missing[*]}   (libusb for RealSense, EGL/GL for MuJoCo rendering)" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[install] creating $VENV"
+  python3 -m venv "$VENV"
+fi
+stamp="$VENV/.robot_rl-installed-$(cat requirements.txt setup.py | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "[install] pip install -r requirements.txt (first time: about a minute)"
+  "$VENV/bin/pip" install --progress-bar off -q -r requirements.txt
+  "$VENV/bin/pip" install --progress-bar off -q --no-deps --no-build-isolation -e .
+  "$VENV/bin/python" -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} was installed, expected 2.13.0')"
+  rm -f "$VENV"/.robot_rl-installed-*
+  touch "$stamp"
+fi
