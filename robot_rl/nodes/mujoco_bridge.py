@@ -93,6 +93,7 @@ class MujocoBridgeNode(Node):
         self.create_service(SetBool, "arm/enable", self.on_enable)
 
         self._reset_sim()
+        self.resets = 0  # the first arm/reset starts episode 0 with `seed` again
         self.next_camera = self.sim.time
         self.next_status = self.sim.time
         self.get_logger().info(
