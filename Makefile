@@ -16,7 +16,7 @@ test: install
 	$(RUN) $(PY) -m pytest -q test
 
 bench: install
-	$(RUN) $(PY) -m robot_rl.cli bench
+	$(RUN) $(PY) -m bench
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -94,6 +94,7 @@ class MujocoBridgeNode(Node):
 
         self._reset_sim()
         self.resets = 0  # the first arm/reset starts episode 0 with `seed` again
+        self.first_tick, self.ticks = self.sim.time, 0
         self.next_camera = self.sim.time
         self.next_status = self.sim.time
         self.get_logger().info(
@@ -203,8 +204,8 @@ class MujocoBridgeNode(Node):
             if self.cfg.lockstep and self.state == "ready" and not self._action_due():
                 self._wait_for_chunk(executor)
             self._apply(self.chunk_executor.tick(self.sim.time) if self.state == "ready" else Tick("idle"))
-            tick_end = self.sim.time + self.period
-            while self.sim.time < tick_end - 1e-9:
+            self.ticks += 1  # ticks on an absolute schedule: rounding to physics steps never accumulates
+            while self.sim.time < self.first_tick + self.ticks * self.period - 1e-9:
                 self.sim.step()
 
     def _action_due(self) -> bool:
