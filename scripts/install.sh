@@ -28,7 +28,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[install] creating $VENV"
   python3 -m venv "$VENV"
 fi
-stamp="$VENV/.robot_rl-installed-$(cat requirements.txt setup.py | sha256sum | cut -c1-16)"
+stamp="$VENV/.robot_rl-installed-$(cat requirements.txt setup.py robot_rl/nodes/__init__.py | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "[install] pip install -r requirements.txt (first time: about a minute)"
   "$VENV/bin/pip" install --progress-bar off -q -r requirements.txt
