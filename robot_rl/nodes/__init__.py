@@ -5,4 +5,5 @@ NODE_EXECUTABLES: dict[str, str] = {
     "policy": "robot_rl.nodes.policy",
     "episode_manager": "robot_rl.nodes.episode_manager",
     "reward": "robot_rl.nodes.reward",
+    "learner": "robot_rl.nodes.learner",
 }

@@ -6,6 +6,7 @@ appended to that JSON-lines file. Durations are measured on the robot clock (sim
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -27,6 +28,9 @@ class EpisodeConfig(BaseModel, extra="forbid"):
     results_path: str = ""
     exit_when_done: bool = True
     service_timeout_s: float = Field(10.0, gt=0)
+    wait_for_policy_version: bool = Field(False, description="start an episode only once the policy node runs "
+                                                             "newer weights than in the last one (online RL)")
+    policy_wait_timeout_s: float = Field(600.0, gt=0, description="wall seconds; then start anyway, with a warning")
 
 
 CONFIG = EpisodeConfig
@@ -51,6 +55,11 @@ class EpisodeManagerNode(Node):
         self.pub_status = self.create_publisher(String, contract.EPISODE_STATUS.name, contract.EPISODE_STATUS.qos)
         self.create_subscription(String, contract.REWARD.name, self.on_reward, contract.REWARD.qos)
         self.create_subscription(String, contract.ARM_STATUS.name, self.on_arm_status, contract.ARM_STATUS.qos)
+        self.active_version = -1
+        self.version_at_end: int | None = None  # set when an episode ends while waiting for new weights
+        self.wait_since = 0.0
+        if self.cfg.wait_for_policy_version:
+            self.create_subscription(String, "policy/active", self.on_active, contract.POLICY_VERSION.qos)
         self.cli_reset = self.create_client(Trigger, "arm/reset")
         self.cli_enable = self.create_client(SetBool, "arm/enable")
         for name, handler in (("episode/start", self.on_start), ("episode/stop", self.on_stop),
@@ -82,6 +91,22 @@ class EpisodeManagerNode(Node):
             return
         if self.phase == "running" and rec.state in ("estop", "error"):
             self.request_end("interrupted", f"arm is in {rec.state}: {rec.message}")
+
+    def on_active(self, msg: String) -> None:
+        try:
+            self.active_version = records.decode(msg.data, records.PolicyVersion).version
+        except records.RecordError as err:
+            self.get_logger().error(f"ignored policy version: {err}")
+
+    def waiting_for_weights(self) -> bool:
+        if self.version_at_end is None or self.active_version > self.version_at_end:
+            self.version_at_end = None
+            return False
+        if time.monotonic() - self.wait_since > self.cfg.policy_wait_timeout_s:
+            self.get_logger().warning(f"no new policy weights after {self.cfg.policy_wait_timeout_s} s; going on")
+            self.version_at_end = None
+            return False
+        return True
 
     def request_end(self, outcome: str, reason: str) -> None:
         if self.end_request is None:
@@ -117,6 +142,8 @@ class EpisodeManagerNode(Node):
         if self.pending_call is not None and not self.pending_call.done():
             return
         if self.phase == "idle" and self.start_requested:
+            if self.waiting_for_weights():
+                return
             if not (self.cli_reset.service_is_ready() and self.cli_enable.service_is_ready()):
                 return
             self.phase = "resetting"
@@ -168,6 +195,8 @@ class EpisodeManagerNode(Node):
                 f.write(json.dumps(result) + "\n")
         self.episode += 1
         self.end_request = None
+        if self.cfg.wait_for_policy_version:
+            self.version_at_end, self.wait_since = self.active_version, time.monotonic()
         self.phase = "idle"
         if self.cfg.num_episodes and self.episode >= self.cfg.num_episodes:
             self.start_requested = False

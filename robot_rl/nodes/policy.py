@@ -6,13 +6,16 @@ stamped t* itself), refuses stale streams, and publishes a chunk stamped t*.
 """
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
+from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl.core.observation import StaleStream, StreamBuffer
@@ -22,7 +25,8 @@ from robot_rl.ros.node_runtime import declare_config, run_node
 
 
 class PolicyConfig(BaseModel, extra="forbid"):
-    backend: str = Field("scripted", pattern="^(scripted)$")
+    backend: str = Field("scripted", pattern="^(scripted|learned)$")
+    checkpoint: str = Field("", description="learned backend: policy directory (policy.safetensors + config.json)")
     control_hz: float = Field(15.0, gt=0)
     horizon: int = Field(5, ge=1, le=128, description="points per published chunk (all of them are executed)")
     noise: float = Field(0.0, ge=0, description="scripted backend: expert noise")
@@ -35,6 +39,12 @@ CONFIG = PolicyConfig
 
 
 def make_backend(cfg: PolicyConfig):
+    if cfg.backend == "learned":
+        from robot_rl.policies import load_policy
+        from robot_rl.policies.learned import LearnedPolicy
+
+        policy, version = load_policy(Path(cfg.checkpoint))
+        return LearnedPolicy(policy, version, cfg.seed)
     from robot_rl.policies.scripted import ScriptedPolicy
 
     return ScriptedPolicy(cfg.horizon, cfg.noise, cfg.seed)
@@ -50,6 +60,8 @@ class PolicyNode(Node):
         self.max_age = {"joint_states": self.cfg.stale_periods * self.period}
         for name in self.backend.required_streams:
             self.max_age[name] = self.cfg.stale_periods * self.period
+        self.staged = None  # (policy, version) received, waiting for an episode boundary
+        self.expected_sha: dict[int, str] = {}
         self.episode: int | None = None
         self.next_plan = -np.inf
         self.pending: tuple[float, float] | None = None  # (t*, wall time it was first tried)
@@ -58,8 +70,23 @@ class PolicyNode(Node):
         self.pub_chunk = self.create_publisher(JointTrajectory, contract.ACTION_CHUNK.name, contract.ACTION_CHUNK.qos)
         self.create_subscription(JointState, contract.JOINT_STATES.name, self.on_joints, contract.JOINT_STATES.qos)
         self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
-        if "task_state" in self.backend.required_streams:
+        self.pub_active = self.create_publisher(String, "policy/active", contract.POLICY_VERSION.qos)
+        streams = self.backend.required_streams
+        if "task_state" in streams:
             self.create_subscription(String, contract.TASK_STATE.name, self.on_task_state, contract.TASK_STATE.qos)
+        if "ee_pose" in streams:
+            self.create_subscription(PoseStamped, contract.EE_POSE.name, self.on_pose, contract.EE_POSE.qos)
+        for name in streams:
+            if name.startswith("camera/"):
+                cam = name.split("/", 1)[1]
+                topic = contract.camera_image(cam)
+                self.create_subscription(Image, topic.name, lambda m, n=name: self.on_image(n, m), topic.qos)
+        if self.cfg.backend == "learned":
+            self.create_subscription(String, contract.POLICY_VERSION.name, self.on_version,
+                                     contract.POLICY_VERSION.qos)
+            self.create_subscription(UInt8MultiArray, contract.POLICY_WEIGHTS.name, self.on_weights,
+                                     contract.POLICY_WEIGHTS.qos)
+            self.publish_active()
         self.create_timer(0.01, self.try_plan)
 
     def on_status(self, msg: String) -> None:
@@ -69,6 +96,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"ignored episode status: {err}")
             return
         if status.state == "running" and status.episode != self.episode:
+            self.apply_staged()  # weights change only at an episode boundary
             self.episode = status.episode
             self.backend.reset(status.episode)
             self.next_plan = status.stamp - 1e-9
@@ -76,6 +104,7 @@ class PolicyNode(Node):
         elif status.state != "running":
             self.episode = None
             self.pending = None
+            self.apply_staged()
 
     def on_joints(self, msg: JointState) -> None:
         stamp = convert.from_time(msg.header.stamp)
@@ -83,6 +112,72 @@ class PolicyNode(Node):
         if self.episode is not None and stamp >= self.next_plan - 0.5 * self.period:
             self.pending = (stamp, time.monotonic())
         self.try_plan()
+
+    def on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        self.streams.add("ee_pose", convert.from_time(msg.header.stamp), ((p.x, p.y, p.z), (q.w, q.x, q.y, q.z)))
+        self.try_plan()
+
+    def on_image(self, name: str, msg: Image) -> None:
+        try:
+            image = convert.msg_to_image(msg)
+        except convert.ConversionError as err:
+            self.get_logger().error(f"{name}: image rejected: {err}", throttle_duration_sec=1.0)
+            return
+        self.streams.add(name, convert.from_time(msg.header.stamp), image)
+        self.try_plan()
+
+    # ---- weights: checked by sha256, swapped only between episodes -------------------------------------------
+    def on_version(self, msg: String) -> None:
+        try:
+            rec = records.decode(msg.data, records.PolicyVersion)
+        except records.RecordError as err:
+            self.get_logger().error(f"ignored policy version: {err}")
+            return
+        self.expected_sha[rec.version] = rec.sha256
+
+    def on_weights(self, msg: UInt8MultiArray) -> None:
+        from robot_rl.policies import CheckpointError, policy_from_bytes
+
+        blob = bytes(msg.data)
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest not in self.expected_sha.values():
+            self.refuse(f"weights with sha256 {digest[:12]}… match no policy/version record")
+            return
+        try:
+            policy, version = policy_from_bytes(blob, expected_sha256=digest)
+        except CheckpointError as err:
+            self.refuse(str(err))
+            return
+        if list(policy.spec.action_names) != list(self.backend.action_names):
+            self.refuse(f"weights act on {policy.spec.action_names}, the running policy on "
+                        f"{list(self.backend.action_names)}")
+            return
+        if version <= self.backend.version:
+            return
+        self.staged = (policy, version)
+        if self.episode is None:
+            self.apply_staged()
+
+    def refuse(self, reason: str) -> None:
+        self.get_logger().error(f"new weights refused, version {self.backend.version} keeps running: {reason}")
+
+    def apply_staged(self) -> None:
+        if self.staged is None:
+            return
+        policy, version = self.staged
+        self.staged = None
+        self.backend.swap(policy, version)
+        self.publish_active()
+        self.get_logger().info(f"policy version {version} active")
+
+    def publish_active(self) -> None:
+        from robot_rl.policies import policy_to_bytes, sha256_hex
+
+        rec = records.PolicyVersion(stamp=self.get_clock().now().nanoseconds * 1e-9, version=self.backend.version,
+                                    sha256=sha256_hex(policy_to_bytes(self.backend.policy, self.backend.version)),
+                                    policy_type=self.backend.policy.spec.type)
+        self.pub_active.publish(String(data=records.encode(rec)))
 
     def on_task_state(self, msg: String) -> None:
         try:

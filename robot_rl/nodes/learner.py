@@ -1,0 +1,208 @@
+"""Learner node: POCO online fine-tuning from the live graph.
+
+It assembles transitions from `joint_states` + `ee_pose` (state), `executed_action` (what was really commanded,
+human interventions included), `reward` records and `episode/status`; keeps every episode in its replay store
+(offline demonstrations included) and persists each one to disk, so a restarted learner resumes without losing
+transitions; after each episode it runs one update per new env step (UTD 1) in a worker thread, then publishes the
+new weights (safetensors bytes + a `policy/version` record with their sha256). The node can run on another host
+than the robot: only these topics cross (see docs/architecture.md).
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from geometry_msgs.msg import PoseStamped
+from pydantic import BaseModel, Field
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String, UInt8MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_rl.data.features import state_vector
+from robot_rl.policies import load_policy, policy_to_bytes, save_policy, sha256_hex
+from robot_rl.rl.assembler import EpisodeAssembler
+from robot_rl.rl.offline import offline_episodes
+from robot_rl.rl.poco import POCOConfig, POCOLearner
+from robot_rl.rl.replay import Episode, ReplayStore, load_episodes, save_episode
+from robot_rl.ros import contract, convert, records
+from robot_rl.ros.node_runtime import declare_config, run_node
+
+
+class LearnerConfig(BaseModel, extra="forbid"):
+    checkpoint: str = Field("", description="directory of the pretrained policy (policy.safetensors + config.json)")
+    dataset: str = Field("", description="LeRobot v3 dataset root of the offline demonstrations")
+    output_dir: str = "runs/learner"
+    control_hz: float = Field(15.0, gt=0)
+    seed: int = 0
+    poco: POCOConfig = POCOConfig()
+
+
+CONFIG = LearnerConfig
+
+
+class LearnerNode(Node):
+    def __init__(self):
+        super().__init__("learner")
+        self.cfg = declare_config(self, LearnerConfig)
+        cfg = self.cfg
+        self.out = Path(cfg.output_dir)
+        self.replay_dir = self.out / "replay"
+        policy, self.version = load_policy(Path(cfg.checkpoint))
+        torch.manual_seed(cfg.seed)
+        self.learner = POCOLearner(policy, cfg.poco, cfg.seed)
+        self.store = ReplayStore(policy.spec.horizon, cfg.poco.gamma)
+        if cfg.dataset:
+            for episode in offline_episodes(cfg.dataset, policy, cfg.poco.step_penalty):
+                self.store.add(episode)
+        resumed = load_episodes(self.replay_dir) if self.replay_dir.exists() else []
+        for episode in resumed:
+            self.store.add(episode)
+        self.online_episodes = len(resumed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.assembler = EpisodeAssembler(1.0 / cfg.control_hz)
+        self.poses: dict[float, tuple] = {}
+        self.joints: dict[float, np.ndarray] = {}
+        self.episode: int | None = None
+        self.start_stamp = 0.0
+        self.work: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()
+
+        self.pub_weights = self.create_publisher(UInt8MultiArray, contract.POLICY_WEIGHTS.name,
+                                                 contract.POLICY_WEIGHTS.qos)
+        self.pub_version = self.create_publisher(String, contract.POLICY_VERSION.name, contract.POLICY_VERSION.qos)
+        self.create_subscription(JointState, contract.JOINT_STATES.name, self.on_joints, contract.JOINT_STATES.qos)
+        self.create_subscription(PoseStamped, contract.EE_POSE.name, self.on_pose, contract.EE_POSE.qos)
+        self.create_subscription(JointTrajectory, contract.EXECUTED_ACTION.name, self.on_executed,
+                                 contract.EXECUTED_ACTION.qos)
+        self.create_subscription(String, contract.REWARD.name, self.on_reward, contract.REWARD.qos)
+        self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
+        self.create_service(Trigger, "learner/save", self.on_save)
+        self.create_timer(0.05, self.drain_results)
+        threading.Thread(target=self.worker, daemon=True).start()
+        self.publish_weights()
+        self.get_logger().info(f"learner up: {len(self.store)} steps in the store ({len(resumed)} online episodes "
+                               f"resumed), policy version {self.version}, mode {cfg.poco.mode}")
+
+    # ---- streams -----------------------------------------------------------------------------------------------
+    def on_joints(self, msg: JointState) -> None:
+        self._merge(convert.from_time(msg.header.stamp), joints=np.asarray(msg.position))
+
+    def on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        self._merge(convert.from_time(msg.header.stamp), pose=((p.x, p.y, p.z), (q.w, q.x, q.y, q.z)))
+
+    def _merge(self, stamp: float, pose=None, joints=None) -> None:
+        if pose is not None:
+            self.poses[stamp] = pose
+        if joints is not None:
+            self.joints[stamp] = joints
+        if stamp in self.poses and stamp in self.joints and self.episode is not None:
+            (pos, quat), q = self.poses.pop(stamp), self.joints.pop(stamp)
+            self.assembler.add_state(stamp, state_vector(pos, quat, q[7], q[:7]))
+        for table in (self.poses, self.joints):  # forget unmatched halves older than a second
+            for old in [s for s in table if s < stamp - 1.0]:
+                del table[old]
+
+    def on_executed(self, msg: JointTrajectory) -> None:
+        if self.episode is None or msg.header.frame_id == "hold":
+            return
+        try:
+            chunk = convert.msg_to_chunk(msg)
+        except convert.ConversionError as err:
+            self.get_logger().warning(f"ignored executed action: {err}", throttle_duration_sec=1.0)
+            return
+        if list(chunk.names) != self.learner.policy.spec.action_names:
+            self.get_logger().warning(f"executed action names {list(chunk.names)} differ from the policy's",
+                                      throttle_duration_sec=5.0)
+            return
+        self.assembler.add_action(chunk.stamp, chunk.points[0], is_intervention=chunk.source == "teleop")
+
+    def on_reward(self, msg: String) -> None:
+        try:
+            rec = records.decode(msg.data, records.RewardRecord)
+        except records.RecordError as err:
+            self.get_logger().error(f"ignored reward record: {err}", throttle_duration_sec=1.0)
+            return
+        if rec.episode == self.episode:
+            self.assembler.add_reward(rec.stamp, rec.reward, rec.success)
+
+    def on_status(self, msg: String) -> None:
+        try:
+            status = records.decode(msg.data, records.EpisodeStatus)
+        except records.RecordError as err:
+            self.get_logger().error(f"ignored episode status: {err}")
+            return
+        if status.state == "running" and status.episode != self.episode:
+            self.episode, self.start_stamp = status.episode, status.stamp
+            self.assembler.reset()
+        elif status.state == "ended" and status.episode == self.episode:
+            self.episode = None
+            self.end_episode(status)
+
+    # ---- learning ----------------------------------------------------------------------------------------------
+    def end_episode(self, status: records.EpisodeStatus) -> None:
+        raw, reason = self.assembler.finish(self.start_stamp)
+        if raw is None:
+            self.get_logger().warning(f"episode {status.episode} not stored: {reason}")
+            return
+        policy = self.learner.policy
+        actions = policy.normalizer.normalize_actions(torch.as_tensor(raw.actions)).clamp(-1, 1).numpy()
+        episode = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions)
+        save_episode(episode, self.replay_dir, self.online_episodes)  # persisted before any update uses it
+        self.online_episodes += 1
+        self.store.add(episode)
+        self.work.put((status.episode, status.outcome, len(actions), float(raw.interventions.mean())))
+
+    def worker(self) -> None:
+        """Runs the updates off the ROS thread, so transitions keep arriving while the learner trains."""
+        while True:
+            episode, outcome, steps, intervention_rate = self.work.get()
+            metrics = [self.learner.update(self.store.sample(self.cfg.poco.batch_size, self.rng)).__dict__
+                       for _ in range(steps)]  # UTD 1
+            summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]}
+            self.version += 1
+            blob = policy_to_bytes(self.learner.policy, self.version)
+            self.results.put((blob, {"episode": episode, "outcome": outcome, "steps": steps,
+                                     "intervention_rate": intervention_rate, "updates": self.learner.updates,
+                                     "version": self.version, **summary}))
+
+    def drain_results(self) -> None:
+        while not self.results.empty():
+            blob, row = self.results.get()
+            with (self.out / "learner_log.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            self._publish(blob)
+            self.get_logger().info(f"episode {row['episode']} ({row['outcome']}): {row['steps']} updates, "
+                                   f"version {row['version']}, q_clip_ratio {row['q_clip_ratio']:.2f}")
+
+    def publish_weights(self) -> None:
+        self._publish(policy_to_bytes(self.learner.policy, self.version))
+
+    def _publish(self, blob: bytes) -> None:
+        self.pub_weights.publish(UInt8MultiArray(data=blob))
+        rec = records.PolicyVersion(stamp=self.get_clock().now().nanoseconds * 1e-9, version=self.version,
+                                    sha256=sha256_hex(blob), policy_type=self.learner.policy.spec.type)
+        self.pub_version.publish(String(data=records.encode(rec)))
+
+    def on_save(self, _req, resp):
+        path = self.out / "checkpoint"
+        save_policy(self.learner.policy, path, self.version)
+        resp.success, resp.message = True, str(path)
+        return resp
+
+    def close(self) -> None:
+        save_policy(self.learner.policy, self.out / "checkpoint", self.version)
+
+
+def main(args=None) -> None:
+    raise SystemExit(run_node(LearnerNode, args))
+
+
+if __name__ == "__main__":
+    main()

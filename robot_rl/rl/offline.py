@@ -1,0 +1,26 @@
+"""Offline demonstrations (LeRobot v3) as replay-store episodes, in the policy's normalised action space."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from robot_rl.data.lerobot import DatasetError, LeRobotReader
+from robot_rl.policies.base import ChunkPolicy
+from robot_rl.rl.replay import Episode
+
+
+def offline_episodes(root: str, policy: ChunkPolicy, step_penalty: float) -> Iterator[Episode]:
+    """Each dataset episode with the step penalty added to its rewards. LeRobot stores the observation before each
+    action only, so the state after the last action is taken as the last observed one; a successful episode is
+    terminal there and is never bootstrapped from it."""
+    reader = LeRobotReader(root)
+    if reader.action_names != list(policy.spec.action_names):
+        raise DatasetError(f"{root}: actions {reader.action_names} differ from the policy's {policy.spec.action_names}")
+    for i in range(reader.num_episodes):
+        ep = reader.episode(i)
+        states = np.concatenate([ep["state"], ep["state"][-1:]])
+        actions = policy.normalizer.normalize_actions(torch.as_tensor(ep["action"])).clamp(-1, 1).numpy()
+        terminated = bool(ep["done"][-1] and ep["reward"][-1] > 0)
+        yield Episode(states, actions, ep["reward"] + step_penalty, terminated, ep["is_intervention"], "offline")

@@ -1,0 +1,94 @@
+"""Offline-to-online fine-tuning on the gymnasium envs, without ROS (same learner classes as the learner node).
+
+Each chunk of h actions is executed open-loop in full, then the policy re-plans (POCO's setting). After
+`start_training` env steps, every env step is followed by one learner update (UTD 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robot_rl.rl.poco import POCOLearner
+from robot_rl.rl.replay import Episode, ReplayStore
+from robot_rl.sim.gym_env import PandaTaskEnv, normalise_ee_delta
+
+
+@dataclass
+class OnlineConfig:
+    env_steps: int = 20_000
+    start_training: int = 0           # env steps collected before the first update (the store holds the demos)
+    eval_every: int = 2_000
+    eval_episodes: int = 10
+    seed: int = 0
+
+
+@dataclass
+class Curve:
+    env_steps: list[int] = field(default_factory=list)
+    success: list[float] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+
+
+def run_episode(env: PandaTaskEnv, learner: POCOLearner, seed: int, step_penalty: float) -> tuple[Episode, bool]:
+    """One episode with chunks executed in full; returns it in the store's (normalised) form."""
+    policy = learner.policy
+    h = policy.spec.horizon
+    obs, _ = env.reset(seed=seed)
+    states, actions, rewards = [obs["state"]], [], []
+    success = done = False
+    while not done:
+        chunk = learner.act({"state": torch.as_tensor(obs["state"])[None]})  # (1, H, D) normalised
+        raw = policy.normalizer.unnormalize_actions(chunk)[0].numpy()
+        for k in range(h):
+            obs, reward, terminated, truncated, info = env.step(normalise_ee_delta(raw[k]))
+            states.append(obs["state"])
+            actions.append(chunk[0, k].numpy())
+            rewards.append(reward + step_penalty)
+            success, done = bool(info["success"]), terminated or truncated
+            if done:
+                break
+    episode = Episode(np.asarray(states), np.asarray(actions), np.asarray(rewards, dtype=np.float32), success)
+    return episode, success
+
+
+def evaluate(env: PandaTaskEnv, learner: POCOLearner, episodes: int, seed: int) -> float:
+    """Success rate on a fixed set of seeds (the same seeds at every evaluation)."""
+    wins = [run_episode(env, learner, seed + 10_000 + i, 0.0)[1] for i in range(episodes)]
+    return float(np.mean(wins))
+
+
+def finetune(env: PandaTaskEnv, learner: POCOLearner, store: ReplayStore, cfg: OnlineConfig) -> Curve:
+    rng = np.random.default_rng(cfg.seed)
+    curve = Curve()
+    steps, episode_index, next_eval = 0, 0, 0
+    recent: list[dict] = []
+    with tqdm(total=cfg.env_steps, desc=f"{learner.cfg.mode} online", unit="step") as bar:
+        while steps < cfg.env_steps:
+            if steps >= next_eval:
+                curve.env_steps.append(steps)
+                curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed))
+                curve.metrics.append(_mean(recent))
+                recent = []
+                bar.set_postfix(success=f"{curve.success[-1]:.2f}")
+                next_eval += cfg.eval_every
+            episode, _ = run_episode(env, learner, cfg.seed + episode_index, learner.cfg.step_penalty)
+            store.add(episode)
+            episode_index += 1
+            n = len(episode.actions)
+            for _ in range(n if steps + n > cfg.start_training else 0):
+                recent.append(learner.update(store.sample(learner.cfg.batch_size, rng)).__dict__)
+            steps += n
+            bar.update(n)
+    curve.env_steps.append(steps)
+    curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed))
+    curve.metrics.append(_mean(recent))
+    return curve
+
+
+def _mean(rows: list[dict]) -> dict:
+    if not rows:
+        return {}
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}

@@ -1,0 +1,183 @@
+"""POCO — Posterior Optimization with Clipped Objective (Chen et al., arXiv 2604.01860), offline-to-online.
+
+One update (UTD 1, one Adam step over actor + critic), for a batch (s, A^D, R_h, s', m) from the replay store:
+
+  critic    y = R_h + γ^h · m · mean_i Q̄_i(s', A'),  A' ~ π_θ(·|s')                 (target critic Q̄, h-step TD)
+            L_Q = Σ_i (Q_i(s, A^D) − y)²
+  E-step    A^1..A^N ~ π_θ(·|s),  w_j = softmax_j((Q̄(s, A^j) − max_k Q̄(s, A^k)) / η)     (no gradient)
+  M-step    L_π = c_bc · ℓ_θ(A^D|s) + β · Σ_j w_j · min(ℓ_θ(A^j|s), ζ)
+            ℓ_θ is the policy's own training loss (flow matching / denoising MSE) standing in for −log π_θ;
+            min(·, ζ) gives zero gradient to candidates the policy already finds unlikely (the clip).
+  warm-up   for the first `warmup_updates` updates the actor gets the BC term only (critic warm-up).
+  Polyak    Q̄ ← (1 − τ) Q̄ + τ Q
+
+Modes sharing this code (baselines): "poco"; "bc" (actor BC only, critic still trained for logging);
+"best_of_n" (actor BC only; acting picks argmax_j Q(s, A^j) over N candidates, Q-chunking style).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from robot_rl.policies.base import ChunkPolicy
+from robot_rl.rl.replay import ChunkBatch
+
+
+class POCOConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["poco", "bc", "best_of_n"] = "poco"
+    num_candidates: int = Field(32, ge=1, description="N")
+    temperature: float = Field(1e-3, gt=0, description="η; 1e-3 in the released scripts (near-argmax)")
+    beta: float = Field(1.0, ge=0, description="β, weight of the posterior term")
+    bc_weight: float = Field(1.0, ge=0, description="c_bc, the BC trust region")
+    clip: float = Field(0.3, gt=0, description="ζ, clip on the candidate loss; tune by q_clip_ratio")
+    gamma: float = Field(0.99, gt=0, le=1)
+    polyak: float = Field(0.005, gt=0, le=1, description="τ")
+    lr: float = Field(3e-4, gt=0)
+    batch_size: int = Field(256, ge=1)
+    warmup_updates: int = Field(1000, ge=0)
+    critic_hidden: int = Field(256, ge=8)
+    critic_depth: int = Field(3, ge=1)
+    critic_ensemble: int = Field(2, ge=1)
+    step_penalty: float = Field(-0.01, description="added to every reward when episodes enter the store")
+
+
+def posterior_weights(q: torch.Tensor, temperature: float) -> torch.Tensor:
+    """E-step particle weights w_j = softmax_j((Q(s, A^j) − max_k Q(s, A^k)) / η) over candidates, q is (B, N)."""
+    return torch.softmax((q - q.max(1, keepdim=True).values) / temperature, dim=1)
+
+
+def clipped_posterior_loss(weights: torch.Tensor, losses: torch.Tensor, clip: float) -> torch.Tensor:
+    """M-step term Σ_j w_j · min(ℓ_θ(A^j|s), ζ), averaged over the batch; clipped candidates get no gradient."""
+    return (weights * losses.clamp(max=clip)).sum(1).mean()
+
+
+class ChunkCritic(nn.Module):
+    """Ensemble of Q(s, A) MLPs with LayerNorm on the normalised state and the flattened normalised chunk."""
+
+    def __init__(self, state_dim: int, chunk_dim: int, hidden: int, depth: int, ensemble: int):
+        super().__init__()
+
+        def mlp() -> nn.Sequential:
+            layers: list[nn.Module] = []
+            width = state_dim + chunk_dim
+            for _ in range(depth):
+                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.Mish()]
+                width = hidden
+            return nn.Sequential(*layers, nn.Linear(width, 1))
+
+        self.members = nn.ModuleList(mlp() for _ in range(ensemble))
+
+    def forward(self, state: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        """(K, B) values for states (B, S) and chunks (B, H, D)."""
+        x = torch.cat([state, chunk.flatten(1)], dim=-1)
+        return torch.stack([m(x).squeeze(-1) for m in self.members])
+
+
+@dataclass
+class UpdateMetrics:
+    critic_loss: float
+    actor_loss: float
+    bc_loss: float
+    q_mean: float
+    q_std: float
+    target_mean: float
+    posterior_loss: float = float("nan")
+    q_clip_ratio: float = float("nan")
+    weight_ess: float = float("nan")
+    weight_max: float = float("nan")
+
+
+class POCOLearner:
+    def __init__(self, policy: ChunkPolicy, cfg: POCOConfig, seed: int = 0):
+        self.policy = policy
+        self.cfg = cfg
+        spec = policy.spec
+        self.critic = ChunkCritic(spec.state_dim, spec.horizon * spec.action_dim, cfg.critic_hidden,
+                                  cfg.critic_depth, cfg.critic_ensemble)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(list(policy.parameters()) + list(self.critic.parameters()), lr=cfg.lr)
+        self.updates = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    # ---- acting ---------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: dict) -> torch.Tensor:
+        """Normalised chunks (B, H, D) to execute: a policy sample, or the best of N under Q in best_of_n mode."""
+        self.policy.eval()
+        if self.cfg.mode != "best_of_n":
+            return self.policy.sample_normalized(obs, 1, self.generator)[:, 0]
+        candidates = self.policy.sample_normalized(obs, self.cfg.num_candidates, self.generator)  # (B, N, H, D)
+        B, N = candidates.shape[:2]
+        q = self._target_q(self._repeat(obs, N), candidates.flatten(0, 1)).view(B, N)
+        return candidates[torch.arange(B), q.argmax(1)]
+
+    # ---- learning -------------------------------------------------------------------------------------------------
+    def update(self, batch: ChunkBatch) -> UpdateMetrics:
+        cfg, h = self.cfg, self.policy.spec.horizon
+        obs = {"state": torch.as_tensor(batch.states)}
+        next_obs = {"state": torch.as_tensor(batch.next_states)}
+        actions = torch.as_tensor(batch.actions)
+        returns = torch.as_tensor(batch.returns)
+        bootstrap = torch.as_tensor(batch.bootstrap)
+        self.policy.train()
+
+        # critic: h-step TD target from the target critic at A' ~ π_θ(·|s')
+        with torch.no_grad():
+            next_chunk = self.policy.sample_normalized(next_obs, 1, self.generator)[:, 0]
+            y = returns + cfg.gamma**h * bootstrap * self._target_q(next_obs, next_chunk)
+        q = self.critic(self._state(obs), actions)
+        critic_loss = ((q - y) ** 2).sum(0).mean()
+
+        # actor: BC trust region on buffer chunks (+ clipped posterior term after warm-up)
+        bc_loss = self.policy.loss(obs, actions).mean()
+        actor_loss = cfg.bc_weight * bc_loss
+        extra = {}
+        if cfg.mode == "poco" and self.updates >= cfg.warmup_updates:
+            posterior_loss, extra = self._posterior_loss(obs)
+            actor_loss = actor_loss + cfg.beta * posterior_loss
+
+        self.optimizer.zero_grad(set_to_none=True)
+        (critic_loss + actor_loss).backward()
+        self.optimizer.step()
+        self._polyak()
+        self.updates += 1
+        return UpdateMetrics(critic_loss=critic_loss.item(), actor_loss=actor_loss.item(), bc_loss=bc_loss.item(),
+                             q_mean=q.mean().item(), q_std=q.std().item(), target_mean=y.mean().item(), **extra)
+
+    def _posterior_loss(self, obs: dict) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        B, N = obs["state"].shape[0], cfg.num_candidates
+        rep = self._repeat(obs, N)
+        with torch.no_grad():  # E-step: candidates from the current policy, weights from the target critic
+            candidates = self.policy.sample_normalized(obs, N, self.generator).flatten(0, 1)  # (B·N, H, D)
+            w = posterior_weights(self._target_q(rep, candidates).view(B, N), cfg.temperature)
+        losses = self.policy.loss(rep, candidates).view(B, N)  # ℓ_θ(A^j|s)
+        posterior = clipped_posterior_loss(w, losses, cfg.clip)
+        metrics = {
+            "posterior_loss": posterior.item(),
+            "q_clip_ratio": (losses > cfg.clip).float().mean().item(),
+            "weight_ess": (1.0 / (w**2).sum(1)).mean().item(),
+            "weight_max": w.max(1).values.mean().item(),
+        }
+        return posterior, metrics
+
+    def _state(self, obs: dict) -> torch.Tensor:
+        return self.policy.normalizer.normalize_state(obs["state"])
+
+    def _target_q(self, obs: dict, chunk: torch.Tensor) -> torch.Tensor:
+        return self.critic_target(self._state(obs), chunk).mean(0)
+
+    @staticmethod
+    def _repeat(obs: dict, n: int) -> dict:
+        return {"state": obs["state"].repeat_interleave(n, dim=0)}
+
+    @torch.no_grad()
+    def _polyak(self) -> None:
+        for p, p_targ in zip(self.critic.parameters(), self.critic_target.parameters()):
+            p_targ.lerp_(p, self.cfg.polyak)

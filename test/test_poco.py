@@ -1,0 +1,107 @@
+"""POCO's pieces: E-step weights, the clip, critic targets on a chain MDP, and the update wiring."""
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.policies.base import PolicySpec
+from robot_rl.policies.flow import FlowMatchingPolicy
+from robot_rl.rl.poco import POCOConfig, POCOLearner, clipped_posterior_loss, posterior_weights
+from robot_rl.rl.replay import Episode, ReplayStore
+
+
+def test_weights_tend_to_argmax_as_temperature_goes_to_zero():
+    q = torch.tensor([[0.10, 0.30, 0.25, -1.0], [2.0, 1.0, 1.9, 0.0]])
+    sharp = posterior_weights(q, 1e-4)
+    assert torch.allclose(sharp, torch.nn.functional.one_hot(q.argmax(1), 4).float(), atol=1e-6)
+    soft = posterior_weights(q, 1e4)
+    assert torch.allclose(soft, torch.full_like(q, 0.25), atol=1e-3)
+    mid = posterior_weights(q, 0.1)
+    assert torch.allclose(mid.sum(1), torch.ones(2)) and (mid[0, 1] > mid[0, 2] > mid[0, 0] > mid[0, 3])
+
+
+def test_clip_gives_zero_gradient_above_zeta():
+    losses = torch.tensor([[0.05, 0.20, 0.50, 0.10]], requires_grad=True)
+    w = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
+    loss = clipped_posterior_loss(w, losses, clip=0.3)
+    assert loss.item() == pytest.approx(0.1 * 0.05 + 0.2 * 0.2 + 0.3 * 0.3 + 0.4 * 0.1)
+    loss.backward()
+    assert losses.grad.tolist() == [[pytest.approx(0.1), pytest.approx(0.2), 0.0, pytest.approx(0.4)]]
+
+
+def chain_episode(length=5):
+    states = np.eye(length + 1, dtype=np.float32)  # one-hot position, s_0..s_T
+    actions = np.zeros((length, 1), np.float32)
+    rewards = np.zeros(length, np.float32)
+    rewards[-1] = 1.0
+    return Episode(states, actions, rewards, terminated=True, source="offline")
+
+
+def tiny_policy(state_dim, action_dim=1, horizon=2):
+    spec = PolicySpec(type="flow", action_names=[f"a{i}" for i in range(action_dim)], state_dim=state_dim,
+                      horizon=horizon, execute_steps=horizon, hidden_dim=64, depth=2, flow_steps=5)
+    return FlowMatchingPolicy(spec)
+
+
+def test_critic_learns_discounted_returns_on_a_chain():
+    torch.manual_seed(0)
+    gamma, T = 0.9, 5
+    store = ReplayStore(horizon=2, gamma=gamma)
+    store.add(chain_episode(T))
+    cfg = POCOConfig(mode="bc", gamma=gamma, batch_size=64, lr=1e-3, polyak=0.05, critic_hidden=64,
+                     critic_depth=2, step_penalty=0.0)
+    learner = POCOLearner(tiny_policy(T + 1), cfg, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(1500):
+        learner.update(store.sample(64, rng))
+    states = torch.eye(T + 1)[:T]
+    with torch.no_grad():
+        q = learner.critic(learner.policy.normalizer.normalize_state(states), torch.zeros(T, 2, 1)).mean(0)
+    expected = torch.tensor([gamma ** (T - 1 - t) for t in range(T)])
+    assert torch.allclose(q, expected, atol=0.05), (q, expected)
+
+
+def test_replay_chunks_returns_and_bootstrap():
+    store = ReplayStore(horizon=3, gamma=0.5)
+    store.add(chain_episode(4))  # rewards 0, 0, 0, 1 ; terminal
+    ep = store.episodes[0]
+    s, a, R, s_next, m = store._chunk(ep, 0)
+    assert R == 0.0 and m == 1.0 and np.array_equal(s_next, ep.states[3])
+    s, a, R, s_next, m = store._chunk(ep, 2)  # steps 2, 3 and one past the end
+    assert R == pytest.approx(0.5 * 1.0) and m == 0.0 and a.shape == (3, 1)
+    truncated = Episode(ep.states, ep.actions, ep.rewards, terminated=False)
+    assert ReplayStore(3, 0.5)._chunk(truncated, 2)[4] == 1.0  # a timeout is bootstrapped
+
+
+def test_offline_data_is_never_evicted():
+    store = ReplayStore(horizon=1, gamma=0.9, capacity_steps=12)
+    store.add(chain_episode(5))
+    for _ in range(3):
+        store.add(Episode(np.zeros((6, 6), np.float32), np.zeros((5, 1), np.float32), np.zeros(5, np.float32), False))
+    assert len(store) <= 12 and store.episodes[0].source == "offline"
+
+
+def test_poco_update_logs_clip_ratio_weights_and_moves_the_actor():
+    torch.manual_seed(0)
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(chain_episode(5))
+    learner = POCOLearner(tiny_policy(6), POCOConfig(num_candidates=8, batch_size=16, warmup_updates=1), seed=0)
+    rng = np.random.default_rng(0)
+    warm = learner.update(store.sample(16, rng))
+    assert np.isnan(warm.q_clip_ratio)  # warm-up: BC only
+    before = [p.detach().clone() for p in learner.policy.parameters()]
+    m = learner.update(store.sample(16, rng))
+    assert 0.0 <= m.q_clip_ratio <= 1.0 and 1.0 <= m.weight_ess <= 8.0 and 0.125 <= m.weight_max <= 1.0
+    assert np.isfinite([m.critic_loss, m.actor_loss, m.posterior_loss]).all()
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.policy.parameters()))
+
+
+def test_best_of_n_acts_with_the_highest_q_candidate():
+    torch.manual_seed(0)
+    learner = POCOLearner(tiny_policy(3), POCOConfig(mode="best_of_n", num_candidates=16), seed=0)
+    obs = {"state": torch.zeros(2, 3)}
+    chosen = learner.act(obs)
+    assert chosen.shape == (2, 2, 1)
+    q_chosen = learner._target_q(obs, chosen)
+    others = learner.policy.sample_normalized(obs, 16)
+    q_others = learner._target_q(learner._repeat(obs, 16), others.flatten(0, 1)).view(2, 16)
+    assert (q_chosen >= q_others.median(1).values).all()
