@@ -1,13 +1,22 @@
-"""`robot-rl` command line: the main job (`demo`) and the benchmark report (`bench`)."""
+"""`robot-rl` command line. `demo` (the main job) lives here; every other subcommand lives next to the code it
+drives, in a module listed in COMMAND_MODULES that defines `register(subparsers)`.
+
+Those modules must keep heavy imports (torch, rclpy, mujoco) inside their command functions, so `robot-rl --help`
+stays fast."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import random
 import sys
 import time
 from pathlib import Path
+
+# Modules that add subcommands: each defines `register(subparsers)`, which adds its parser and sets `func`.
+COMMAND_MODULES: list[str] = [
+]
 
 DEMO_TASKS = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}  # task -> max control steps
 
@@ -77,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--verbose", action="store_true", help="show every node's log")
     demo.set_defaults(func=cmd_demo)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
