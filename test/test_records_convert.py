@@ -77,3 +77,13 @@ def test_image_round_trip_and_rejections():
     huge = Image(height=100000, width=100000, encoding="rgb8", step=300000)
     with pytest.raises(convert.ConversionError, match="size"):
         convert.msg_to_image(huge)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 2.9999999999, 6.999999999999, 7.0000000004, 12.3333333, 1e6 + 0.5])
+def test_stamps_round_trip_to_the_nanosecond_even_next_to_whole_seconds(seconds):
+    from robot_rl.ros.convert import from_duration, from_time, to_duration, to_time
+
+    for to, back in ((to_time, from_time), (to_duration, from_duration)):
+        msg = to(seconds)
+        assert 0 <= msg.nanosec < 1_000_000_000
+        assert abs(back(msg) - seconds) < 1e-9, (to.__name__, seconds, msg)

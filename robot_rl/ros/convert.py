@@ -19,8 +19,8 @@ class ConversionError(ValueError):
 
 
 def to_time(seconds: float) -> Time:
-    sec = int(np.floor(seconds))
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    ns = round(seconds * 1e9)  # round once in integer ns: 6.9999999999 s becomes 7 s, not 6 s + 1e9 ns → 6 s
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def from_time(stamp: Time) -> float:
@@ -28,8 +28,8 @@ def from_time(stamp: Time) -> float:
 
 
 def to_duration(seconds: float) -> Duration:
-    sec = int(np.floor(seconds))
-    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    ns = round(seconds * 1e9)
+    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def from_duration(d: Duration) -> float:
