@@ -225,3 +225,20 @@ def test_collect_demos_reach(tmp_path: Path):
     assert ep["done"][-1] and ep["reward"][-1] == 1.0 and not ep["done"][:-1].any()
     assert ep["images.front"].shape == (len(ep["state"]), 32, 32, 3)
     assert all(e["success"] for e in reader.episodes)
+
+
+def test_environment_state_is_the_object_and_goal(tmp_path: Path):
+    from robot_rl.data.collect_sim import collect_demos
+    from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, environment_vector, has_environment_state
+
+    root = tmp_path / "lift"
+    collect_demos("pick_lift", episodes=1, noise=0.0, seed=3, root=root, environment_state=True, max_steps=10)
+    reader = LeRobotReader(root)
+    assert has_environment_state(reader.state_names) and not has_environment_state(STATE_NAMES)
+    first = reader.episode(0)["state"][0]
+    cube, goal = first[len(STATE_NAMES):len(STATE_NAMES) + 3], first[-3:]
+    np.testing.assert_allclose(goal - cube, [0.0, 0.0, 0.05], atol=1e-6)  # the goal sits 5 cm above the cube
+    assert cube[2] > 0.0  # resting on the table
+    no_object = environment_vector({"objects": {}, "goal": [0.4, 0.1, 0.3]})
+    assert no_object.shape == (len(ENVIRONMENT_STATE_NAMES),)
+    np.testing.assert_allclose(no_object, [0, 0, 0, 1, 0, 0, 0, 0.4, 0.1, 0.3])

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robot_rl.core.types import EE_SPACE_NAMES
-from robot_rl.data.features import STATE_NAMES, state_vector
+from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, STATE_NAMES, environment_vector, state_vector
 from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.sim.evaluate import CONTROL_HZ, MAX_CONTROL_STEPS
 from robot_rl.sim.expert import expert_chunk
@@ -27,19 +27,23 @@ from robot_rl.sim.tasks import TASKS
 CHUNK = 5   # expert actions executed open loop before re-planning (as a POCO-style chunked policy would)
 
 
-def sim_state(sim: PandaSim) -> np.ndarray:
-    """The shared state vector of the simulated robot."""
+def sim_state(sim: PandaSim, environment_state: bool = False) -> np.ndarray:
+    """The shared state vector of the simulated robot (+ the privileged environment state)."""
     pos, quat = sim.ee_pose()
     joints = sim.joint_positions()
-    return state_vector(pos, quat, joints[7], joints[:7])
+    robot = state_vector(pos, quat, joints[7], joints[:7])
+    return np.r_[robot, environment_vector(sim.task_state())] if environment_state else robot
 
 
 def collect_demos(task: str, episodes: int, noise: float, seed: int, root: str | Path,
-                  cameras: Sequence[str] = (), image_size: int = 64, max_steps: int | None = None) -> dict[str, Any]:
+                  cameras: Sequence[str] = (), image_size: int = 64, max_steps: int | None = None,
+                  environment_state: bool = False) -> dict[str, Any]:
     """Run `episodes` noisy expert episodes (seeds seed, seed+1, ...) into the dataset at `root` (appending
-    if it exists) and return a summary with the success rate."""
+    if it exists) and return a summary with the success rate. `environment_state` appends the object/goal state
+    (ENVIRONMENT_STATE_NAMES) to `observation.state`, for state-only sim policies."""
     sim = PandaSim(task, cameras={cam: (image_size, image_size) for cam in cameras}, render=bool(cameras))
-    writer = LeRobotWriter(root, CONTROL_HZ, STATE_NAMES, EE_SPACE_NAMES, cameras,
+    state_names = STATE_NAMES + ENVIRONMENT_STATE_NAMES if environment_state else STATE_NAMES
+    writer = LeRobotWriter(root, CONTROL_HZ, state_names, EE_SPACE_NAMES, cameras,
                            (image_size, image_size, 3), robot_type="panda_sim")
     substeps = round(1.0 / (CONTROL_HZ * sim.physics_dt))
     limit = max_steps or MAX_CONTROL_STEPS[task]
@@ -54,7 +58,7 @@ def collect_demos(task: str, episodes: int, noise: float, seed: int, root: str |
                 steps, success = 0, False
                 while not (success or steps >= limit):
                     for delta in expert_chunk(sim.task_state(), CHUNK, rng, noise):
-                        state = sim_state(sim)
+                        state = sim_state(sim, environment_state)
                         images = {cam: sim.render(cam) for cam in cameras}
                         q, width = sim.apply_ee_delta(delta)
                         sim.set_joint_target(q, width)
@@ -87,9 +91,10 @@ def main() -> None:
     parser.add_argument("--cameras", nargs="*", default=[], help="e.g. front wrist")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--environment-state", action="store_true", help="append object/goal state to the state")
     args = parser.parse_args()
     summary = collect_demos(args.task, args.episodes, args.noise, args.seed, args.root, args.cameras,
-                            args.image_size, args.max_steps)
+                            args.image_size, args.max_steps, args.environment_state)
     print(f"{summary['task']}: success rate {summary['success_rate']:.1%} ({summary['successes']}/"
           f"{summary['episodes']}), {summary['frames']} frames -> {summary['root']}")
 

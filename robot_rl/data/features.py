@@ -10,6 +10,13 @@ STATE_NAMES: tuple[str, ...] = (
 ) + ARM_JOINTS
 STATE_SIZE = len(STATE_NAMES)
 
+# Privileged sim state (LeRobot's `observation.environment_state`): the task's first object and its goal, from the
+# bridge's `sim/task_state` records. State-only sim policies need it (the cube is not in the robot state); policies
+# for hardware use cameras instead.
+ENVIRONMENT_STATE_NAMES: tuple[str, ...] = (
+    "object_x", "object_y", "object_z", "object_qw", "object_qx", "object_qy", "object_qz", "goal_x", "goal_y", "goal_z",
+)
+
 
 def state_vector(ee_pos, ee_quat, gripper_width: float, joint_positions) -> np.ndarray:
     """float32 (15,): EE position (m, base frame), EE quaternion (wxyz), gripper width (m), 7 arm joints (rad)."""
@@ -19,3 +26,16 @@ def state_vector(ee_pos, ee_quat, gripper_width: float, joint_positions) -> np.n
     if joints.size != 7:
         raise ValueError(f"expected 7 arm joint positions, got {joints.size}")
     return np.concatenate([pos, quat, [float(gripper_width)], joints]).astype(np.float32)
+
+
+def environment_vector(task_state: dict) -> np.ndarray:
+    """float32 (10,): first object's position and quaternion (identity when the task has none) and the goal."""
+    objects = list(task_state.get("objects", {}).values())
+    pos, quat = (objects[0]["pos"], objects[0]["quat"]) if objects else ([0.0] * 3, [1.0, 0.0, 0.0, 0.0])
+    return np.concatenate([pos, quat, task_state["goal"]]).astype(np.float32)
+
+
+def has_environment_state(state_names) -> bool:
+    """True when a state layout ends with the environment state (datasets collected with it)."""
+    n = len(ENVIRONMENT_STATE_NAMES)
+    return tuple(state_names[-n:]) == ENVIRONMENT_STATE_NAMES

@@ -19,11 +19,13 @@ class PolicySpec(BaseModel):
     """Everything needed to rebuild a policy before its weights are loaded (stored in every checkpoint)."""
 
     model_config = ConfigDict(extra="forbid")
-    type: Literal["flow", "diffusion"]
+    type: Literal["flow", "diffusion", "tokenized"]
     action_names: list[str]
     state_dim: int = Field(ge=1)
     horizon: int = Field(5, ge=1, description="predicted chunk length H")
     execute_steps: int = Field(5, ge=1, description="points of each chunk that are executed")
+    environment_state: bool = Field(False, description="state ends with the sim object/goal state "
+                                                        "(data.features.ENVIRONMENT_STATE_NAMES)")
     cameras: list[str] = Field(default_factory=list, description="empty = state-only policy")
     image_size: int = Field(96, ge=16)
     hidden_dim: int = Field(256, ge=8)
@@ -31,6 +33,7 @@ class PolicySpec(BaseModel):
     flow_steps: int = Field(10, ge=1, description="flow: Euler integration steps")
     diffusion_train_steps: int = Field(100, ge=2, description="diffusion: DDPM training timesteps")
     diffusion_infer_steps: int = Field(10, ge=1, description="diffusion: DDIM inference steps")
+    tokenized: dict = Field(default_factory=dict, description="tokenized: TokenizedOptions (policies/tokenized.py)")
 
     @property
     def action_dim(self) -> int:
@@ -43,6 +46,10 @@ class ChunkPolicy(nn.Module, ABC):
     @abstractmethod
     def sample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """n chunks per observation, (B, n, H, D), normalised to [-1, 1]. No gradient."""
+
+    def rsample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Differentiable samples, for actor-gradient learners; only policies with a reparameterised sampler."""
+        raise NotImplementedError(f"{self.spec.type} policies have no differentiable sampler")
 
     @abstractmethod
     def loss(self, obs: dict, actions_normalized: torch.Tensor) -> torch.Tensor:

@@ -13,17 +13,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from robot_rl.data.features import has_environment_state
 from robot_rl.data.lerobot import LeRobotReader, chunk_dataset
 from robot_rl.policies import PolicySpec, build_policy, save_policy
 from robot_rl.policies.base import ChunkPolicy
 from robot_rl.policies.normalizer import Normalizer
 
 
+STATE_STD_FLOOR = 0.01  # m, rad or quaternion units: below this a state dimension is treated as nearly constant
+
+
 def normalizer_from_dataset(reader: LeRobotReader) -> Normalizer:
     frames = [reader.episode(i) for i in range(reader.num_episodes)]
     actions = np.concatenate([f["action"] for f in frames])
     states = np.concatenate([f["state"] for f in frames])
-    return Normalizer.from_stats(actions.min(0), actions.max(0), states.mean(0), states.std(0))
+    # A floor on the state std: dimensions that barely move in the demos (the EE orientation of a top-down expert,
+    # std ~1e-4) would otherwise be blown up to unit scale, and the policy would key on their noise.
+    return Normalizer.from_stats(actions.min(0), actions.max(0), states.mean(0), np.maximum(states.std(0), STATE_STD_FLOOR))
 
 
 def pretrain(dataset: str | Path, spec_overrides: dict, steps: int, out_dir: str | Path, batch_size: int = 256,
@@ -31,7 +37,8 @@ def pretrain(dataset: str | Path, spec_overrides: dict, steps: int, out_dir: str
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     reader = LeRobotReader(dataset)
-    spec = PolicySpec(action_names=reader.action_names, state_dim=len(reader.state_names), **spec_overrides)
+    spec = PolicySpec(action_names=reader.action_names, state_dim=len(reader.state_names),
+                      environment_state=has_environment_state(reader.state_names), **spec_overrides)
     policy = build_policy(spec, normalizer_from_dataset(reader))
     data = chunk_dataset(reader, spec.horizon)
     states = torch.as_tensor(data.states)

@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, environment_vector
 from robot_rl.sim.expert import MAX_STEP_M, MAX_STEP_RAD
 from robot_rl.sim.panda_sim import PandaSim
 from robot_rl.sim.robot import MAX_GRIPPER_WIDTH
@@ -24,7 +25,8 @@ STATE_BOUND = 10.0  # every entry is a position (m), quaternion component or joi
 
 class PandaTaskEnv(gym.Env):
     """Action: EE delta in [-1, 1]^7 (0.01 m / 0.06 rad per step, gripper -1..1 -> 0..0.08 m width).
-    Observation: {"state": float32 (15,)} plus one uint8 image per configured camera."""
+    Observation: {"state": float32 (15,), "environment_state": float32 (10,) object + goal} plus one uint8 image
+    per configured camera."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
 
@@ -40,7 +42,9 @@ class PandaTaskEnv(gym.Env):
         self.action_scale = np.array([MAX_STEP_M] * 3 + [MAX_STEP_RAD] * 3)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         obs_spaces: dict[str, spaces.Space] = {
-            "state": spaces.Box(-STATE_BOUND, STATE_BOUND, shape=(STATE_SIZE,), dtype=np.float32)}
+            "state": spaces.Box(-STATE_BOUND, STATE_BOUND, shape=(STATE_SIZE,), dtype=np.float32),
+            "environment_state": spaces.Box(-STATE_BOUND, STATE_BOUND, shape=(len(ENVIRONMENT_STATE_NAMES),),
+                                            dtype=np.float32)}
         for name, (width, height) in self.cameras.items():
             obs_spaces[name] = spaces.Box(0, 255, shape=(height, width, 3), dtype=np.uint8)
         self.observation_space = spaces.Dict(obs_spaces)
@@ -49,14 +53,16 @@ class PandaTaskEnv(gym.Env):
     def _observation(self) -> dict[str, np.ndarray]:
         pos, quat = self.sim.ee_pose()
         joints = self.sim.joint_positions()
-        obs = {"state": np.concatenate([pos, quat, joints[7:], joints[:7]]).astype(np.float32)}
+        obs = {"state": np.concatenate([pos, quat, joints[7:], joints[:7]]).astype(np.float32),
+               "environment_state": environment_vector(self.sim.task_state())}
         for name in self.cameras:
             obs[name] = self.sim.render(name)
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict[str, Any]]:
         super().reset(seed=seed)
-        self.sim.reset(int(self.np_random.integers(2**31 - 1)))
+        # a given seed places the scene exactly as the MuJoCo bridge does for that episode seed
+        self.sim.reset(seed if seed is not None else int(self.np_random.integers(2**31 - 1)))
         self.steps = 0
         return self._observation(), {"success": False, "task_state": self.sim.task_state()}
 
