@@ -105,3 +105,51 @@ def test_best_of_n_acts_with_the_highest_q_candidate():
     others = learner.policy.sample_normalized(obs, 16)
     q_others = learner._target_q(learner._repeat(obs, 16), others.flatten(0, 1)).view(2, 16)
     assert (q_chosen >= q_others.median(1).values).all()
+
+
+class SumCritic(torch.nn.Module):
+    """Q(s, A) = Σ A: prefers chunks at +1 everywhere (one ensemble member)."""
+
+    def forward(self, state, chunk):
+        return chunk.flatten(1).sum(1)[None]
+
+
+def test_actor_gradient_baseline_moves_samples_up_the_critic():
+    torch.manual_seed(0)
+    learner = POCOLearner(tiny_policy(4), POCOConfig(mode="actor_gradient", bc_weight=0.0, lr=3e-3,
+                                                     warmup_updates=0, batch_size=32), seed=0)
+    learner.critic = learner.critic_target = SumCritic()
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(chain_episode(3))
+    obs = {"state": torch.eye(4)}
+    before = learner.policy.sample_normalized(obs, 16, torch.Generator().manual_seed(1)).mean().item()
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        learner.update(store.sample(32, rng))
+    after = learner.policy.sample_normalized(obs, 16, torch.Generator().manual_seed(1)).mean().item()
+    assert after > before + 0.3, (before, after)
+
+
+def test_actor_gradient_term_does_not_train_the_critic():
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(chain_episode(3))
+    batch = store.sample(16, np.random.default_rng(0))
+    critics = []
+    for mode in ("bc", "actor_gradient"):
+        torch.manual_seed(0)
+        learner = POCOLearner(tiny_policy(4), POCOConfig(mode=mode, warmup_updates=0, lr=1e-2), seed=0)
+        learner.update(batch)
+        critics.append([p.detach().clone() for p in learner.critic.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*critics))
+
+
+def test_critic_state_round_trip_and_size_mismatch_is_refused():
+    a = POCOLearner(tiny_policy(3), POCOConfig(), seed=0)
+    a.updates = 17
+    b = POCOLearner(tiny_policy(3), POCOConfig(), seed=1)
+    b.load_critic_tensors(a.critic_tensors())
+    assert b.updates == 17
+    assert all(torch.equal(x, y) for x, y in zip(a.critic.parameters(), b.critic.parameters()))
+    wider = POCOLearner(tiny_policy(3), POCOConfig(critic_hidden=64), seed=0)
+    with pytest.raises(ValueError, match="critic state does not fit"):
+        wider.load_critic_tensors(a.critic_tensors())

@@ -50,6 +50,10 @@ class FlowMatchingPolicy(ChunkPolicy):
 
     @torch.no_grad()
     def sample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.rsample_normalized(obs, n, generator)
+
+    def rsample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Like sample_normalized, but differentiable through the Euler chain (for actor-gradient baselines)."""
         cond = self.encode(obs).repeat_interleave(n, dim=0)  # encode once → (B·n, F); a state's candidates adjacent
         x = torch.randn(cond.shape[0], self.chunk_dim, generator=generator, device=cond.device)  # x_0
         dt = 1.0 / self.spec.flow_steps

@@ -12,6 +12,9 @@ import numpy as np
 from robot_rl.rl.replay import Episode
 
 
+MAX_BUFFERED_STATES = 10_000
+
+
 def _key(stamp: float) -> int:
     return int(round(stamp * 1e6))  # stamps compared at microsecond resolution
 
@@ -26,8 +29,19 @@ class EpisodeAssembler:
         self.actions: dict[int, tuple[np.ndarray, bool]] = {}
         self.rewards: dict[int, tuple[float, bool]] = {}
 
+    def discard_before(self, stamp: float) -> None:
+        """Forget everything stamped more than a period before `stamp` (an episode starts there). States arrive
+        on their own topics and may come before the episode's `running` status, so they are kept between episodes."""
+        oldest = _key(stamp - self.period)
+        for table in (self.states, self.actions, self.rewards):
+            for k in [k for k in table if k < oldest]:
+                del table[k]
+
     def add_state(self, stamp: float, state: np.ndarray) -> None:
-        self.states[_key(stamp)] = np.asarray(state, dtype=np.float32)
+        key = _key(stamp)
+        self.states[key] = np.asarray(state, dtype=np.float32)
+        if len(self.states) > MAX_BUFFERED_STATES:  # idle between episodes: keep only the newest
+            self.discard_before(stamp - MAX_BUFFERED_STATES * self.period / 2)
 
     def add_action(self, stamp: float, action: np.ndarray, is_intervention: bool) -> None:
         self.actions[_key(stamp)] = (np.asarray(action, dtype=np.float32), is_intervention)
@@ -36,33 +50,34 @@ class EpisodeAssembler:
         self.rewards[_key(stamp)] = (float(reward), bool(success))
 
     def finish(self, start_stamp: float) -> tuple[Episode | None, str]:
-        """The episode since `start_stamp` (actions in raw units), or None and the reason it could not be built."""
-        ticks = sorted(k for k in self.actions if k >= _key(start_stamp) - 1)
+        """The episode since `start_stamp` (actions in raw units) and a note on any ticks left out, or None and the
+        reason it could not be built. Leading ticks without a state are skipped (the first states can beat DDS
+        discovery); a later gap ends the episode at the last transition whose next state arrived."""
         step = _key(self.period)
-        states, actions, rewards, interventions = [], [], [], []
-        terminated = False
-        for k in ticks:
-            if k not in self.states:
-                return None, f"no state for the action at t={k * 1e-6:.3f}"
-            action, human = self.actions[k]
-            reward, success = self._reward_after(k, step)
-            states.append(self.states[k])
-            actions.append(action)
-            rewards.append(reward)
-            interventions.append(human)
+        ticks = sorted(k for k in self.actions if k >= _key(start_stamp) - step // 2)  # stamps jitter on the grid
+        states = [_key_near(self.states, k, step) for k in ticks]  # ticks sit on the physics grid, not k·dt apart
+        first = next((i for i, s in enumerate(states) if s is not None), None)
+        if first is None:
+            return None, "no executed action has a state"
+        rows, terminated, note = [], False, f"{first} first action(s) had no state; " if first else ""
+        for i in range(first, len(ticks)):
+            following = _key_near(self.states, ticks[i] + step, step)  # s_{t+dt}, also the next row's state
+            if following is None:
+                note += f"no state after the action at t={ticks[i] * 1e-6:.3f}: episode cut there"
+                break
+            reward, success = self._reward_after(ticks[i], step)
+            action, human = self.actions[ticks[i]]
+            rows.append((self.states[states[i]], action, reward, human, self.states[following]))
             if success:
                 terminated = True
                 break
-        if not actions:
-            return None, "no executed actions"
-        last = _key_near(self.states, ticks[len(actions) - 1] + step, step)
-        if last is None:
-            return None, "no state after the last action"
-        states.append(self.states[last])
-        episode = Episode(np.stack(states), np.stack(actions), np.asarray(rewards, dtype=np.float32), terminated,
-                          np.asarray(interventions, dtype=bool))
+        if not rows:
+            return None, note or "no complete transition"
+        episode = Episode(np.stack([r[0] for r in rows] + [rows[-1][4]]), np.stack([r[1] for r in rows]),
+                          np.asarray([r[2] for r in rows], dtype=np.float32), terminated,
+                          np.asarray([r[3] for r in rows], dtype=bool))
         self.reset()
-        return episode, ""
+        return episode, note
 
     def _reward_after(self, k: int, step: int) -> tuple[float, bool]:
         near = _key_near(self.rewards, k + step, step)

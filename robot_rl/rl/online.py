@@ -5,15 +5,17 @@ Each chunk of h actions is executed open-loop in full, then the policy re-plans 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from robot_rl.rl.poco import POCOLearner
 from robot_rl.rl.replay import Episode, ReplayStore
-from robot_rl.sim.gym_env import PandaTaskEnv, normalise_ee_delta
+from robot_rl.sim.gym_env import normalise_ee_delta
 
 
 @dataclass
@@ -32,19 +34,26 @@ class Curve:
     metrics: list[dict] = field(default_factory=list)
 
 
-def run_episode(env: PandaTaskEnv, learner: POCOLearner, seed: int, step_penalty: float) -> tuple[Episode, bool]:
-    """One episode with chunks executed in full; returns it in the store's (normalised) form."""
+def policy_state(obs: dict, spec) -> np.ndarray:
+    """The policy's state vector from a gym observation (robot state, + environment state if the policy uses it)."""
+    return np.r_[obs["state"], obs["environment_state"]] if spec.environment_state else obs["state"]
+
+
+def run_episode(env: gym.Env, learner: POCOLearner, seed: int, step_penalty: float,
+                to_env_action: Callable[[np.ndarray], np.ndarray] = normalise_ee_delta) -> tuple[Episode, bool]:
+    """One episode with chunks executed in full; returns it in the store's (normalised) form. `to_env_action` maps
+    one raw policy action to the env's action (the Panda envs take normalised EE deltas)."""
     policy = learner.policy
     h = policy.spec.horizon
     obs, _ = env.reset(seed=seed)
-    states, actions, rewards = [obs["state"]], [], []
+    states, actions, rewards = [policy_state(obs, policy.spec)], [], []
     success = done = False
     while not done:
-        chunk = learner.act({"state": torch.as_tensor(obs["state"])[None]})  # (1, H, D) normalised
+        chunk = learner.act({"state": torch.as_tensor(states[-1])[None]})  # (1, H, D) normalised
         raw = policy.normalizer.unnormalize_actions(chunk)[0].numpy()
         for k in range(h):
-            obs, reward, terminated, truncated, info = env.step(normalise_ee_delta(raw[k]))
-            states.append(obs["state"])
+            obs, reward, terminated, truncated, info = env.step(to_env_action(raw[k]))
+            states.append(policy_state(obs, policy.spec))
             actions.append(chunk[0, k].numpy())
             rewards.append(reward + step_penalty)
             success, done = bool(info["success"]), terminated or truncated
@@ -54,27 +63,30 @@ def run_episode(env: PandaTaskEnv, learner: POCOLearner, seed: int, step_penalty
     return episode, success
 
 
-def evaluate(env: PandaTaskEnv, learner: POCOLearner, episodes: int, seed: int) -> float:
+def evaluate(env: gym.Env, learner: POCOLearner, episodes: int, seed: int,
+             to_env_action: Callable[[np.ndarray], np.ndarray] = normalise_ee_delta) -> float:
     """Success rate on a fixed set of seeds (the same seeds at every evaluation)."""
-    wins = [run_episode(env, learner, seed + 10_000 + i, 0.0)[1] for i in range(episodes)]
+    wins = [run_episode(env, learner, seed + 10_000 + i, 0.0, to_env_action)[1] for i in range(episodes)]
     return float(np.mean(wins))
 
 
-def finetune(env: PandaTaskEnv, learner: POCOLearner, store: ReplayStore, cfg: OnlineConfig) -> Curve:
+def finetune(env: gym.Env, learner: POCOLearner, store: ReplayStore, cfg: OnlineConfig,
+             to_env_action: Callable[[np.ndarray], np.ndarray] = normalise_ee_delta) -> Curve:
     rng = np.random.default_rng(cfg.seed)
     curve = Curve()
     steps, episode_index, next_eval = 0, 0, 0
     recent: list[dict] = []
+    learner.pretrain_critic(lambda: store.sample(learner.cfg.batch_size, rng), learner.cfg.critic_pretrain_updates)
     with tqdm(total=cfg.env_steps, desc=f"{learner.cfg.mode} online", unit="step") as bar:
         while steps < cfg.env_steps:
             if steps >= next_eval:
                 curve.env_steps.append(steps)
-                curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed))
+                curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed, to_env_action))
                 curve.metrics.append(_mean(recent))
                 recent = []
                 bar.set_postfix(success=f"{curve.success[-1]:.2f}")
                 next_eval += cfg.eval_every
-            episode, _ = run_episode(env, learner, cfg.seed + episode_index, learner.cfg.step_penalty)
+            episode, _ = run_episode(env, learner, cfg.seed + episode_index, learner.cfg.step_penalty, to_env_action)
             store.add(episode)
             episode_index += 1
             n = len(episode.actions)
@@ -83,7 +95,7 @@ def finetune(env: PandaTaskEnv, learner: POCOLearner, store: ReplayStore, cfg: O
             steps += n
             bar.update(n)
     curve.env_steps.append(steps)
-    curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed))
+    curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed, to_env_action))
     curve.metrics.append(_mean(recent))
     return curve
 

@@ -12,7 +12,9 @@ One update (UTD 1, one Adam step over actor + critic), for a batch (s, A^D, R_h,
   Polyak    Q̄ ← (1 − τ) Q̄ + τ Q
 
 Modes sharing this code (baselines): "poco"; "bc" (actor BC only, critic still trained for logging);
-"best_of_n" (actor BC only; acting picks argmax_j Q(s, A^j) over N candidates, Q-chunking style).
+"best_of_n" (actor BC only; acting picks argmax_j Q(s, A^j) over N candidates, Q-chunking style);
+"actor_gradient" (off-policy actor gradient through the flow's Euler chain, TD3+BC-style:
+  L_π = c_bc · ℓ_θ(A^D|s) − α / mean|Q| · Q(s, A_θ(s, x_0)), the kind of update POCO's paper reports collapsing).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from tqdm import tqdm
 
 from robot_rl.policies.base import ChunkPolicy
 from robot_rl.rl.replay import ChunkBatch
@@ -30,7 +33,7 @@ from robot_rl.rl.replay import ChunkBatch
 
 class POCOConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["poco", "bc", "best_of_n"] = "poco"
+    mode: Literal["poco", "bc", "best_of_n", "actor_gradient"] = "poco"
     num_candidates: int = Field(32, ge=1, description="N")
     temperature: float = Field(1e-3, gt=0, description="η; 1e-3 in the released scripts (near-argmax)")
     beta: float = Field(1.0, ge=0, description="β, weight of the posterior term")
@@ -41,6 +44,9 @@ class POCOConfig(BaseModel):
     lr: float = Field(3e-4, gt=0)
     batch_size: int = Field(256, ge=1)
     warmup_updates: int = Field(1000, ge=0)
+    critic_pretrain_updates: int = Field(0, ge=0, description="critic-only updates on the offline data before the "
+                                                                "first online episode (0 = as in the paper's code)")
+    actor_q_weight: float = Field(2.5, ge=0, description="α of the actor_gradient baseline (TD3+BC's 2.5)")
     critic_hidden: int = Field(256, ge=8)
     critic_depth: int = Field(3, ge=1)
     critic_ensemble: int = Field(2, ge=1)
@@ -105,6 +111,22 @@ class POCOLearner:
         self.updates = 0
         self.generator = torch.Generator().manual_seed(seed)
 
+    # ---- persistence (critic, target critic and update count; the actor is saved as a policy checkpoint) ----------
+    def critic_tensors(self) -> dict[str, torch.Tensor]:
+        return {**{f"critic.{k}": v for k, v in self.critic.state_dict().items()},
+                **{f"critic_target.{k}": v for k, v in self.critic_target.state_dict().items()},
+                "updates": torch.tensor(self.updates)}
+
+    def load_critic_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of critic_tensors; raises ValueError naming the mismatch (e.g. another critic size)."""
+        for prefix, module in (("critic.", self.critic), ("critic_target.", self.critic_target)):
+            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                module.load_state_dict(own)
+            except RuntimeError as err:
+                raise ValueError(f"critic state does not fit this learner's critic: {err}") from None
+        self.updates = int(tensors["updates"])
+
     # ---- acting ---------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: dict) -> torch.Tensor:
@@ -118,7 +140,8 @@ class POCOLearner:
         return candidates[torch.arange(B), q.argmax(1)]
 
     # ---- learning -------------------------------------------------------------------------------------------------
-    def update(self, batch: ChunkBatch) -> UpdateMetrics:
+    def update(self, batch: ChunkBatch, train_actor: bool = True) -> UpdateMetrics:
+        """One joint Adam step on critic + actor; `train_actor=False` steps the critic only (offline warm-up)."""
         cfg, h = self.cfg, self.policy.spec.horizon
         obs = {"state": torch.as_tensor(batch.states)}
         next_obs = {"state": torch.as_tensor(batch.next_states)}
@@ -135,20 +158,39 @@ class POCOLearner:
         critic_loss = ((q - y) ** 2).sum(0).mean()
 
         # actor: BC trust region on buffer chunks (+ clipped posterior term after warm-up)
-        bc_loss = self.policy.loss(obs, actions).mean()
+        with torch.set_grad_enabled(train_actor):
+            bc_loss = self.policy.loss(obs, actions).mean()
+        if not train_actor:
+            return self._step(critic_loss, None, bc_loss, q, y, {})
         actor_loss = cfg.bc_weight * bc_loss
         extra = {}
         if cfg.mode == "poco" and self.updates >= cfg.warmup_updates:
             posterior_loss, extra = self._posterior_loss(obs)
             actor_loss = actor_loss + cfg.beta * posterior_loss
+        elif cfg.mode == "actor_gradient" and self.updates >= cfg.warmup_updates:
+            self.critic.requires_grad_(False)  # −Q trains the actor only (autograd records this at forward time)
+            q_pi = self.critic(self._state(obs), self.policy.rsample_normalized(obs, 1, self.generator)[:, 0]).mean(0)
+            self.critic.requires_grad_(True)
+            actor_loss = actor_loss - cfg.actor_q_weight / q_pi.abs().mean().detach().clamp(min=1e-6) * q_pi.mean()
 
+        self.updates += 1
+        return self._step(critic_loss, actor_loss, bc_loss, q, y, extra)
+
+    def pretrain_critic(self, sample_batch, updates: int) -> list[UpdateMetrics]:
+        """Critic-only TD updates before going online, actor frozen (algorithms.md §1g.3): the first E-steps then
+        rank candidates with a critic that has seen the demonstrations. `sample_batch()` returns a ChunkBatch."""
+        return [self.update(sample_batch(), train_actor=False)
+                for _ in tqdm(range(updates), desc="critic warm-up on the offline data", unit="update")]
+
+    def _step(self, critic_loss, actor_loss, bc_loss, q, y, extra: dict) -> UpdateMetrics:
         self.optimizer.zero_grad(set_to_none=True)
-        (critic_loss + actor_loss).backward()
+        (critic_loss if actor_loss is None else critic_loss + actor_loss).backward()
         self.optimizer.step()
         self._polyak()
-        self.updates += 1
-        return UpdateMetrics(critic_loss=critic_loss.item(), actor_loss=actor_loss.item(), bc_loss=bc_loss.item(),
-                             q_mean=q.mean().item(), q_std=q.std().item(), target_mean=y.mean().item(), **extra)
+        return UpdateMetrics(critic_loss=critic_loss.item(),
+                             actor_loss=float("nan") if actor_loss is None else actor_loss.item(),
+                             bc_loss=bc_loss.item(), q_mean=q.mean().item(), q_std=q.std().item(),
+                             target_mean=y.mean().item(), **extra)
 
     def _posterior_loss(self, obs: dict) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg

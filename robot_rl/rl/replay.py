@@ -8,6 +8,7 @@ sampled chunk has the full length h.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,23 +49,27 @@ class ReplayStore:
         self.capacity_steps = capacity_steps
         self.episodes: list[Episode] = []
         self._starts = np.zeros(0, dtype=np.int64)  # cumulative step offsets for uniform sampling over steps
+        self._lock = threading.Lock()  # the learner node adds from the ROS thread while its worker samples
 
     def __len__(self) -> int:
         return int(sum(len(e.actions) for e in self.episodes))
 
     def add(self, episode: Episode) -> None:
-        self.episodes.append(episode)
-        while len(self) > self.capacity_steps:  # evict the oldest online episode; offline data is kept
-            online = [i for i, e in enumerate(self.episodes) if e.source != "offline"]
-            if not online:
-                break
-            self.episodes.pop(online[0])
-        self._starts = np.cumsum([0] + [len(e.actions) for e in self.episodes])
+        with self._lock:
+            self.episodes.append(episode)
+            while len(self) > self.capacity_steps:  # evict the oldest online episode; offline data is kept
+                online = [i for i, e in enumerate(self.episodes) if e.source != "offline"]
+                if not online:
+                    break
+                self.episodes.pop(online[0])
+            self._starts = np.cumsum([0] + [len(e.actions) for e in self.episodes])
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> ChunkBatch:
-        flat = rng.integers(0, self._starts[-1], size=batch_size)
-        which = np.searchsorted(self._starts, flat, side="right") - 1
-        out = [self._chunk(self.episodes[e], int(flat[i] - self._starts[e])) for i, e in enumerate(which)]
+        with self._lock:
+            starts, episodes = self._starts, list(self.episodes)
+        flat = rng.integers(0, starts[-1], size=batch_size)
+        which = np.searchsorted(starts, flat, side="right") - 1
+        out = [self._chunk(episodes[e], int(flat[i] - starts[e])) for i, e in enumerate(which)]
         return ChunkBatch(*(np.stack(x) for x in zip(*out)))
 
     def _chunk(self, ep: Episode, t: int):

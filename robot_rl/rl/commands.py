@@ -1,0 +1,80 @@
+"""`robot-rl pretrain` and `robot-rl finetune-gym`: behaviour cloning from a LeRobot v3 dataset, and POCO (or a
+baseline) on the gymnasium envs without ROS. Heavy imports stay inside the commands."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def cmd_pretrain(args) -> int:
+    from robot_rl.rl.pretrain import pretrain
+
+    spec = {"type": args.type, "horizon": args.horizon, "execute_steps": args.execute_steps or args.horizon,
+            "hidden_dim": args.hidden_dim, "cameras": args.cameras, "image_size": args.image_size}
+    pretrain(args.dataset, spec, args.steps, args.out, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    print(f"checkpoint, bc_loss.png and tensorboard/ written to {args.out}")
+    return 0
+
+
+def cmd_finetune_gym(args) -> int:
+    import numpy as np
+    import torch
+
+    from robot_rl.policies import load_policy, save_policy
+    from robot_rl.rl.offline import offline_episodes
+    from robot_rl.rl.online import OnlineConfig, finetune
+    from robot_rl.rl.poco import POCOConfig, POCOLearner
+    from robot_rl.rl.replay import ReplayStore
+    from robot_rl.sim.gym_env import PandaTaskEnv
+
+    torch.manual_seed(args.seed)
+    policy, version = load_policy(args.checkpoint)
+    cfg = POCOConfig(mode=args.mode, **json.loads(args.poco))
+    learner = POCOLearner(policy, cfg, seed=args.seed)
+    store = ReplayStore(policy.spec.horizon, cfg.gamma)
+    if args.dataset:
+        for episode in offline_episodes(args.dataset, policy, cfg.step_penalty):
+            store.add(episode)
+    env = PandaTaskEnv(args.task, max_steps=args.max_steps)
+    curve = finetune(env, learner, store, OnlineConfig(env_steps=args.env_steps, eval_every=args.eval_every,
+                                                       eval_episodes=args.eval_episodes, seed=args.seed))
+    out = Path(args.out)
+    save_policy(learner.policy, out, version + 1)
+    rows = [{"env_steps": s, "success": r, **m} for s, r, m in zip(curve.env_steps, curve.success, curve.metrics)]
+    (out / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for r in rows:
+        print(f"env steps {r['env_steps']:>6}: success {r['success']:.2f}  q_clip_ratio "
+              f"{r.get('q_clip_ratio', np.nan):.2f}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="behaviour cloning of a chunk policy from a LeRobot v3 dataset")
+    p.add_argument("dataset", help="LeRobot v3 dataset root")
+    p.add_argument("--out", required=True, help="checkpoint directory")
+    p.add_argument("--type", default="flow", choices=["flow", "diffusion"])
+    p.add_argument("--horizon", type=int, default=5, help="chunk length H")
+    p.add_argument("--execute-steps", type=int, default=0, help="points executed per chunk (default H)")
+    p.add_argument("--hidden-dim", type=int, default=256)
+    p.add_argument("--cameras", nargs="*", default=[], help="image observations, e.g. front wrist")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_pretrain)
+
+    f = sub.add_parser("finetune-gym", help="POCO (or a baseline) on a gymnasium env, without ROS")
+    f.add_argument("checkpoint", help="pretrained policy directory")
+    f.add_argument("--task", default="pick_lift")
+    f.add_argument("--dataset", default="", help="offline demonstrations kept in the replay store")
+    f.add_argument("--mode", default="poco", choices=["poco", "bc", "best_of_n", "actor_gradient"])
+    f.add_argument("--poco", default="{}", help='POCOConfig overrides as JSON, e.g. \'{"num_candidates": 8}\'')
+    f.add_argument("--env-steps", type=int, default=3000)
+    f.add_argument("--eval-every", type=int, default=1000)
+    f.add_argument("--eval-episodes", type=int, default=20)
+    f.add_argument("--max-steps", type=int, default=200)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out", required=True)
+    f.set_defaults(func=cmd_finetune_gym)
