@@ -55,11 +55,14 @@ class EpisodeManagerNode(Node):
         self.pub_status = self.create_publisher(String, contract.EPISODE_STATUS.name, contract.EPISODE_STATUS.qos)
         self.create_subscription(String, contract.REWARD.name, self.on_reward, contract.REWARD.qos)
         self.create_subscription(String, contract.ARM_STATUS.name, self.on_arm_status, contract.ARM_STATUS.qos)
-        self.active_version = -1
-        self.version_at_end: int | None = None  # set when an episode ends while waiting for new weights
-        self.wait_since = 0.0
+        self.active_version = -1     # what the policy node runs (policy/active)
+        self.published_version = -1  # the newest the learner announced (policy/version)
+        self.version_at_end: int | None = None  # the version that ran the last episode
+        self.wait_since = time.monotonic()
         if self.cfg.wait_for_policy_version:
-            self.create_subscription(String, "policy/active", self.on_active, contract.POLICY_VERSION.qos)
+            self.create_subscription(String, contract.POLICY_ACTIVE.name, self.on_active, contract.POLICY_ACTIVE.qos)
+            self.create_subscription(String, contract.POLICY_VERSION.name, self.on_published,
+                                     contract.POLICY_VERSION.qos)
         self.cli_reset = self.create_client(Trigger, "arm/reset")
         self.cli_enable = self.create_client(SetBool, "arm/enable")
         for name, handler in (("episode/start", self.on_start), ("episode/stop", self.on_stop),
@@ -98,13 +101,26 @@ class EpisodeManagerNode(Node):
         except records.RecordError as err:
             self.get_logger().error(f"ignored policy version: {err}")
 
+    def on_published(self, msg: String) -> None:
+        try:
+            self.published_version = max(self.published_version, records.decode(msg.data, records.PolicyVersion).version)
+        except records.RecordError as err:
+            self.get_logger().error(f"ignored policy version: {err}")
+
     def waiting_for_weights(self) -> bool:
-        if self.version_at_end is None or self.active_version > self.version_at_end:
+        """Online RL: start an episode only when the learner has published weights newer than those of the last
+        episode (or any, before the first) and the policy node runs them."""
+        if not self.cfg.wait_for_policy_version:
+            return False
+        fresh = self.published_version > (self.version_at_end if self.version_at_end is not None else -1)
+        if fresh and self.active_version >= self.published_version:
             self.version_at_end = None
             return False
         if time.monotonic() - self.wait_since > self.cfg.policy_wait_timeout_s:
-            self.get_logger().warning(f"no new policy weights after {self.cfg.policy_wait_timeout_s} s; going on")
-            self.version_at_end = None
+            self.get_logger().warning(f"no new policy weights after {self.cfg.policy_wait_timeout_s} s "
+                                      f"(learner published {self.published_version}, policy runs "
+                                      f"{self.active_version}); going on")
+            self.version_at_end, self.published_version = None, self.active_version
             return False
         return True
 
@@ -137,7 +153,7 @@ class EpisodeManagerNode(Node):
 
     # ---- state machine -----------------------------------------------------------------------------------------
     def step(self) -> None:
-        if self.done:
+        if self.done and not self.waiting_for_weights():  # online RL: exit once the last episode's weights run
             raise ExitRequest(0)
         if self.pending_call is not None and not self.pending_call.done():
             return

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from geometry_msgs.msg import PoseStamped
 from pydantic import BaseModel, Field
 from rclpy.node import Node
@@ -24,7 +25,7 @@ from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_rl.data.features import state_vector
+from robot_rl.data.features import environment_vector, state_vector
 from robot_rl.policies import load_policy, policy_to_bytes, save_policy, sha256_hex
 from robot_rl.rl.assembler import EpisodeAssembler
 from robot_rl.rl.offline import offline_episodes
@@ -32,6 +33,8 @@ from robot_rl.rl.poco import POCOConfig, POCOLearner
 from robot_rl.rl.replay import Episode, ReplayStore, load_episodes, save_episode
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, run_node
+
+CRITIC_FILE = "critic.safetensors"
 
 
 class LearnerConfig(BaseModel, extra="forbid"):
@@ -53,9 +56,14 @@ class LearnerNode(Node):
         cfg = self.cfg
         self.out = Path(cfg.output_dir)
         self.replay_dir = self.out / "replay"
-        policy, self.version = load_policy(Path(cfg.checkpoint))
+        self.state_dir = self.out / "checkpoint"  # the newest actor + critic, rewritten after every episode's updates
+        resuming = (self.state_dir / CRITIC_FILE).exists()
+        policy, self.version = load_policy(self.state_dir if resuming else Path(cfg.checkpoint))
         torch.manual_seed(cfg.seed)
         self.learner = POCOLearner(policy, cfg.poco, cfg.seed)
+        if resuming:
+            self.learner.load_critic_tensors(load_file(self.state_dir / CRITIC_FILE))
+        self.lock = threading.Lock()  # the worker updates the actor while the ROS thread may save it
         self.store = ReplayStore(policy.spec.horizon, cfg.poco.gamma)
         if cfg.dataset:
             for episode in offline_episodes(cfg.dataset, policy, cfg.poco.step_penalty):
@@ -65,9 +73,11 @@ class LearnerNode(Node):
             self.store.add(episode)
         self.online_episodes = len(resumed)
         self.rng = np.random.default_rng(cfg.seed)
+        self.critic_warmup = 0 if resuming or not len(self.store) else cfg.poco.critic_pretrain_updates
         self.assembler = EpisodeAssembler(1.0 / cfg.control_hz)
-        self.poses: dict[float, tuple] = {}
-        self.joints: dict[float, np.ndarray] = {}
+        # state halves waiting for their partners with the same stamp: pose, joints (+ sim environment state)
+        self.parts = ("pose", "joints") + (("environment",) if policy.spec.environment_state else ())
+        self.pending: dict[str, dict[int, object]] = {part: {} for part in self.parts}
         self.episode: int | None = None
         self.start_stamp = 0.0
         self.work: queue.Queue = queue.Queue()
@@ -76,41 +86,54 @@ class LearnerNode(Node):
         self.pub_weights = self.create_publisher(UInt8MultiArray, contract.POLICY_WEIGHTS.name,
                                                  contract.POLICY_WEIGHTS.qos)
         self.pub_version = self.create_publisher(String, contract.POLICY_VERSION.name, contract.POLICY_VERSION.qos)
-        self.create_subscription(JointState, contract.JOINT_STATES.name, self.on_joints, contract.JOINT_STATES.qos)
-        self.create_subscription(PoseStamped, contract.EE_POSE.name, self.on_pose, contract.EE_POSE.qos)
+        self.create_subscription(JointState, contract.JOINT_STATES.name, self.on_joints, contract.LOSSLESS)
+        self.create_subscription(PoseStamped, contract.EE_POSE.name, self.on_pose, contract.LOSSLESS)
         self.create_subscription(JointTrajectory, contract.EXECUTED_ACTION.name, self.on_executed,
-                                 contract.EXECUTED_ACTION.qos)
-        self.create_subscription(String, contract.REWARD.name, self.on_reward, contract.REWARD.qos)
+                                 contract.LOSSLESS)
+        self.create_subscription(String, contract.REWARD.name, self.on_reward, contract.LOSSLESS)
         self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
+        if policy.spec.environment_state:
+            self.create_subscription(String, contract.TASK_STATE.name, self.on_task_state, contract.LOSSLESS)
         self.create_service(Trigger, "learner/save", self.on_save)
         self.create_timer(0.05, self.drain_results)
         threading.Thread(target=self.worker, daemon=True).start()
         self.publish_weights()
         self.get_logger().info(f"learner up: {len(self.store)} steps in the store ({len(resumed)} online episodes "
-                               f"resumed), policy version {self.version}, mode {cfg.poco.mode}")
+                               f"resumed), policy version {self.version} "
+                               f"({'resumed from ' + str(self.state_dir) if resuming else cfg.checkpoint}), "
+                               f"{self.learner.updates} updates so far, mode {cfg.poco.mode}")
 
     # ---- streams -----------------------------------------------------------------------------------------------
     def on_joints(self, msg: JointState) -> None:
-        self._merge(convert.from_time(msg.header.stamp), joints=np.asarray(msg.position))
+        self._merge(convert.from_time(msg.header.stamp), "joints", np.asarray(msg.position))
 
     def on_pose(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
-        self._merge(convert.from_time(msg.header.stamp), pose=((p.x, p.y, p.z), (q.w, q.x, q.y, q.z)))
+        self._merge(convert.from_time(msg.header.stamp), "pose", ((p.x, p.y, p.z), (q.w, q.x, q.y, q.z)))
 
-    def _merge(self, stamp: float, pose=None, joints=None) -> None:
-        if pose is not None:
-            self.poses[stamp] = pose
-        if joints is not None:
-            self.joints[stamp] = joints
-        if stamp in self.poses and stamp in self.joints and self.episode is not None:
-            (pos, quat), q = self.poses.pop(stamp), self.joints.pop(stamp)
-            self.assembler.add_state(stamp, state_vector(pos, quat, q[7], q[:7]))
-        for table in (self.poses, self.joints):  # forget unmatched halves older than a second
-            for old in [s for s in table if s < stamp - 1.0]:
+    def on_task_state(self, msg: String) -> None:
+        try:
+            rec = records.decode(msg.data, records.TaskState)
+            self._merge(rec.stamp, "environment", environment_vector(rec.state))
+        except (records.RecordError, KeyError, ValueError) as err:
+            self.get_logger().error(f"ignored task state: {err}", throttle_duration_sec=1.0)
+
+    def _merge(self, stamp: float, part: str, value) -> None:
+        key = round(stamp * 1e6)  # µs: header stamps (sec, nanosec) and record floats of one tick compare equal
+        self.pending[part][key] = value
+        if all(key in self.pending[p] for p in self.parts):
+            values = {p: self.pending[p].pop(key) for p in self.parts}
+            (pos, quat), q = values["pose"], values["joints"]
+            state = state_vector(pos, quat, q[7], q[:7])
+            if "environment" in values:
+                state = np.r_[state, values["environment"]]
+            self.assembler.add_state(stamp, state)
+        for table in self.pending.values():  # forget unmatched parts older than a second
+            for old in [k for k in table if k < key - 1_000_000]:
                 del table[old]
 
     def on_executed(self, msg: JointTrajectory) -> None:
-        if self.episode is None or msg.header.frame_id == "hold":
+        if msg.header.frame_id == "hold":  # kept even before `running` arrives; the episode start trims them
             return
         try:
             chunk = convert.msg_to_chunk(msg)
@@ -129,7 +152,7 @@ class LearnerNode(Node):
         except records.RecordError as err:
             self.get_logger().error(f"ignored reward record: {err}", throttle_duration_sec=1.0)
             return
-        if rec.episode == self.episode:
+        if self.episode is None or rec.episode == self.episode:  # `running` may not have arrived yet
             self.assembler.add_reward(rec.stamp, rec.reward, rec.success)
 
     def on_status(self, msg: String) -> None:
@@ -140,7 +163,7 @@ class LearnerNode(Node):
             return
         if status.state == "running" and status.episode != self.episode:
             self.episode, self.start_stamp = status.episode, status.stamp
-            self.assembler.reset()
+            self.assembler.discard_before(status.stamp)
         elif status.state == "ended" and status.episode == self.episode:
             self.episode = None
             self.end_episode(status)
@@ -148,9 +171,12 @@ class LearnerNode(Node):
     # ---- learning ----------------------------------------------------------------------------------------------
     def end_episode(self, status: records.EpisodeStatus) -> None:
         raw, reason = self.assembler.finish(self.start_stamp)
-        if raw is None:
+        if raw is None:  # still answer with a version, so a graph waiting for new weights goes on
             self.get_logger().warning(f"episode {status.episode} not stored: {reason}")
+            self.work.put((status.episode, status.outcome, 0, float("nan")))
             return
+        if reason:
+            self.get_logger().warning(f"episode {status.episode}: {reason}")
         policy = self.learner.policy
         actions = policy.normalizer.normalize_actions(torch.as_tensor(raw.actions)).clamp(-1, 1).numpy()
         episode = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions)
@@ -161,13 +187,18 @@ class LearnerNode(Node):
 
     def worker(self) -> None:
         """Runs the updates off the ROS thread, so transitions keep arriving while the learner trains."""
+        with self.lock:
+            self.learner.pretrain_critic(lambda: self.store.sample(self.cfg.poco.batch_size, self.rng),
+                                         self.critic_warmup)
         while True:
             episode, outcome, steps, intervention_rate = self.work.get()
-            metrics = [self.learner.update(self.store.sample(self.cfg.poco.batch_size, self.rng)).__dict__
-                       for _ in range(steps)]  # UTD 1
-            summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]}
-            self.version += 1
-            blob = policy_to_bytes(self.learner.policy, self.version)
+            with self.lock:
+                metrics = [self.learner.update(self.store.sample(self.cfg.poco.batch_size, self.rng)).__dict__
+                           for _ in range(steps)]  # UTD 1
+                self.version += 1
+                blob = policy_to_bytes(self.learner.policy, self.version)
+                self.save_state()
+            summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]} if metrics else {}
             self.results.put((blob, {"episode": episode, "outcome": outcome, "steps": steps,
                                      "intervention_rate": intervention_rate, "updates": self.learner.updates,
                                      "version": self.version, **summary}))
@@ -179,7 +210,7 @@ class LearnerNode(Node):
                 f.write(json.dumps(row) + "\n")
             self._publish(blob)
             self.get_logger().info(f"episode {row['episode']} ({row['outcome']}): {row['steps']} updates, "
-                                   f"version {row['version']}, q_clip_ratio {row['q_clip_ratio']:.2f}")
+                                   f"version {row['version']}, q_clip_ratio {row.get('q_clip_ratio', np.nan):.2f}")
 
     def publish_weights(self) -> None:
         self._publish(policy_to_bytes(self.learner.policy, self.version))
@@ -190,14 +221,24 @@ class LearnerNode(Node):
                                     sha256=sha256_hex(blob), policy_type=self.learner.policy.spec.type)
         self.pub_version.publish(String(data=records.encode(rec)))
 
+    def save_state(self) -> None:
+        """Critic first, then the actor: a crash in between leaves an older actor with a newer critic, never a
+        checkpoint that fails to load. Adam's moments are not kept; they rebuild within a few hundred updates."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / f".{CRITIC_FILE}.tmp"
+        save_file(self.learner.critic_tensors(), tmp)
+        tmp.replace(self.state_dir / CRITIC_FILE)
+        save_policy(self.learner.policy, self.state_dir, self.version)
+
     def on_save(self, _req, resp):
-        path = self.out / "checkpoint"
-        save_policy(self.learner.policy, path, self.version)
-        resp.success, resp.message = True, str(path)
+        with self.lock:
+            self.save_state()
+        resp.success, resp.message = True, str(self.state_dir)
         return resp
 
     def close(self) -> None:
-        save_policy(self.learner.policy, self.out / "checkpoint", self.version)
+        with self.lock:
+            self.save_state()
 
 
 def main(args=None) -> None:

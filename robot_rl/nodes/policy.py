@@ -7,6 +7,7 @@ stamped t* itself), refuses stale streams, and publishes a chunk stamped t*.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String, UInt8MultiArray
+from std_msgs.msg import Bool, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl.core.observation import StaleStream, StreamBuffer
@@ -60,17 +61,20 @@ class PolicyNode(Node):
         self.max_age = {"joint_states": self.cfg.stale_periods * self.period}
         for name in self.backend.required_streams:
             self.max_age[name] = self.cfg.stale_periods * self.period
-        self.staged = None  # (policy, version) received, waiting for an episode boundary
+        self.staged = None  # (policy, version, sha256) received, waiting for an episode boundary
         self.expected_sha: dict[int, str] = {}
+        self.unannounced: tuple[bytes, str] | None = None  # newest weights whose policy/version record is missing
         self.episode: int | None = None
         self.next_plan = -np.inf
         self.pending: tuple[float, float] | None = None  # (t*, wall time it was first tried)
         self.stale_refusals = 0
+        self.human_control = False  # teleop/active: a human has taken over, the policy yields
 
         self.pub_chunk = self.create_publisher(JointTrajectory, contract.ACTION_CHUNK.name, contract.ACTION_CHUNK.qos)
         self.create_subscription(JointState, contract.JOINT_STATES.name, self.on_joints, contract.JOINT_STATES.qos)
         self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
-        self.pub_active = self.create_publisher(String, "policy/active", contract.POLICY_VERSION.qos)
+        self.create_subscription(Bool, contract.TELEOP_ACTIVE.name, self.on_teleop, contract.TELEOP_ACTIVE.qos)
+        self.pub_active = self.create_publisher(String, contract.POLICY_ACTIVE.name, contract.POLICY_ACTIVE.qos)
         streams = self.backend.required_streams
         if "task_state" in streams:
             self.create_subscription(String, contract.TASK_STATE.name, self.on_task_state, contract.TASK_STATE.qos)
@@ -82,6 +86,10 @@ class PolicyNode(Node):
                 topic = contract.camera_image(cam)
                 self.create_subscription(Image, topic.name, lambda m, n=name: self.on_image(n, m), topic.qos)
         if self.cfg.backend == "learned":
+            from robot_rl.policies.checkpoint import CONFIG_FILE
+
+            # load_policy checked this digest against the weights file
+            self.active_sha = json.loads((Path(self.cfg.checkpoint) / CONFIG_FILE).read_text())["sha256"]
             self.create_subscription(String, contract.POLICY_VERSION.name, self.on_version,
                                      contract.POLICY_VERSION.qos)
             self.create_subscription(UInt8MultiArray, contract.POLICY_WEIGHTS.name, self.on_weights,
@@ -106,10 +114,15 @@ class PolicyNode(Node):
             self.pending = None
             self.apply_staged()
 
+    def on_teleop(self, msg: Bool) -> None:
+        self.human_control = bool(msg.data)
+        self.pending = None
+        self.next_plan = -np.inf  # when control comes back, plan at the next joint_states
+
     def on_joints(self, msg: JointState) -> None:
         stamp = convert.from_time(msg.header.stamp)
         self.streams.add("joint_states", stamp, np.asarray(msg.position))
-        if self.episode is not None and stamp >= self.next_plan - 0.5 * self.period:
+        if self.episode is not None and not self.human_control and stamp >= self.next_plan - 0.5 * self.period:
             self.pending = (stamp, time.monotonic())
         self.try_plan()
 
@@ -135,48 +148,66 @@ class PolicyNode(Node):
             self.get_logger().error(f"ignored policy version: {err}")
             return
         self.expected_sha[rec.version] = rec.sha256
+        if self.unannounced is not None and self.unannounced[1] == rec.sha256:  # the weights came first
+            blob, digest = self.unannounced
+            self.unannounced = None
+            self.consider_weights(blob, digest)
 
     def on_weights(self, msg: UInt8MultiArray) -> None:
-        from robot_rl.policies import CheckpointError, policy_from_bytes
-
         blob = bytes(msg.data)
         digest = hashlib.sha256(blob).hexdigest()
-        if digest not in self.expected_sha.values():
-            self.refuse(f"weights with sha256 {digest[:12]}… match no policy/version record")
+        if digest not in self.expected_sha.values():  # topics are not ordered: its record may still be on its way
+            self.unannounced = (blob, digest)
+            self.get_logger().info(f"weights {digest[:12]}… wait for their policy/version record")
             return
+        self.consider_weights(blob, digest)
+
+    def consider_weights(self, blob: bytes, digest: str) -> None:
+        from robot_rl.policies import CheckpointError, policy_from_bytes
+        from robot_rl.policies.learned import required_streams
+
         try:
             policy, version = policy_from_bytes(blob, expected_sha256=digest)
         except CheckpointError as err:
             self.refuse(str(err))
             return
+        if self.expected_sha.get(version) != digest:
+            self.refuse(f"the weights say version {version}, but the policy/version record for {version} has "
+                        f"another sha256")
+            return
         if list(policy.spec.action_names) != list(self.backend.action_names):
             self.refuse(f"weights act on {policy.spec.action_names}, the running policy on "
                         f"{list(self.backend.action_names)}")
             return
+        if required_streams(policy.spec) != self.backend.required_streams or \
+                policy.spec.state_dim != self.backend.policy.spec.state_dim:
+            self.refuse(f"weights observe {required_streams(policy.spec)} (state dim {policy.spec.state_dim}), the "
+                        f"running policy {self.backend.required_streams} (state dim "
+                        f"{self.backend.policy.spec.state_dim})")
+            return
         if version <= self.backend.version:
             return
-        self.staged = (policy, version)
+        self.staged = (policy, version, digest)
         if self.episode is None:
             self.apply_staged()
 
     def refuse(self, reason: str) -> None:
         self.get_logger().error(f"new weights refused, version {self.backend.version} keeps running: {reason}")
+        self.publish_active(message=f"refused new weights: {reason}")
 
     def apply_staged(self) -> None:
         if self.staged is None:
             return
-        policy, version = self.staged
+        policy, version, self.active_sha = self.staged
         self.staged = None
         self.backend.swap(policy, version)
         self.publish_active()
         self.get_logger().info(f"policy version {version} active")
 
-    def publish_active(self) -> None:
-        from robot_rl.policies import policy_to_bytes, sha256_hex
-
+    def publish_active(self, message: str = "") -> None:
         rec = records.PolicyVersion(stamp=self.get_clock().now().nanoseconds * 1e-9, version=self.backend.version,
-                                    sha256=sha256_hex(policy_to_bytes(self.backend.policy, self.backend.version)),
-                                    policy_type=self.backend.policy.spec.type)
+                                    sha256=self.active_sha,
+                                    policy_type=self.backend.policy.spec.type, message=message)
         self.pub_active.publish(String(data=records.encode(rec)))
 
     def on_task_state(self, msg: String) -> None:

@@ -11,7 +11,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import String, UInt8MultiArray
+from std_msgs.msg import Bool, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 SENSOR = qos_profile_sensor_data  # best effort, keep last 5, volatile
@@ -30,6 +30,9 @@ LATCHED_10 = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# Subscribers that must not lose a sample while their process is busy (the learner while it trains, the recorder):
+# a deep reader history keeps minutes of 15 Hz streams until the executor takes them.
+LOSSLESS = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 
 
@@ -52,6 +55,11 @@ def camera_info(cam: str) -> Topic:
     return Topic(f"cameras/{cam}/camera_info", CameraInfo, LATCHED)
 
 
+def camera_status(cam: str) -> Topic:
+    """CameraStatus JSON record (robot_rl.nodes.camera): streaming / stale / resetting, counters."""
+    return Topic(f"cameras/{cam}/status", String, LATCHED)
+
+
 JOINT_STATES = Topic("joint_states", JointState, RELIABLE_10)
 EE_POSE = Topic("ee_pose", PoseStamped, RELIABLE_10)
 ACTION_CHUNK = Topic("action_chunk", JointTrajectory, RELIABLE_LAST)
@@ -60,9 +68,11 @@ REWARD = Topic("reward", String, RECORDS)
 EPISODE_STATUS = Topic("episode/status", String, LATCHED_10)
 POLICY_WEIGHTS = Topic("policy/weights", UInt8MultiArray, LATCHED)
 POLICY_VERSION = Topic("policy/version", String, LATCHED)
+POLICY_ACTIVE = Topic("policy/active", String, LATCHED)  # the version the policy node runs, or why it refused one
 ARM_STATUS = Topic("arm/status", String, LATCHED_10)
 TASK_STATE = Topic("sim/task_state", String, RELIABLE_10)  # sim only: privileged state, no hardware counterpart
 CLOCK = Topic("/clock", Clock, CLOCK_QOS)
+TELEOP_ACTIVE = Topic("teleop/active", Bool, LATCHED)  # True while a human has taken over: the policy node yields
 
 ARM_SERVICES = ("arm/reset", "arm/stop", "arm/recover", "arm/enable")  # Trigger, Trigger, Trigger, SetBool
 EPISODE_SERVICES = ("episode/start", "episode/stop", "episode/mark_success", "episode/mark_failure")  # Trigger

@@ -53,6 +53,7 @@ class PolicyVersion(Record):
     version: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     policy_type: str
+    message: str = Field("", description="on policy/active: why the last weights received were refused, if they were")
 
 
 class ArmStatus(Record):
