@@ -14,8 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+from robot_rl.demo import DemoConfig
+
 # Modules that add subcommands: each defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMAND_MODULES: list[str] = [
+    "robot_rl.data.record",
+    "robot_rl.rl.rft_cli",
+    "robot_rl.rewards.cli",
 ]
 
 DEMO_TASKS = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}  # task -> max control steps
@@ -56,7 +61,7 @@ def run_scripted_graph(task: str, episodes: int, out: Path, noise: float, timeou
     return read_results(results)
 
 
-def cmd_demo(args) -> int:
+def cmd_sim_check(args) -> int:
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,17 +80,40 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from robot_rl.demo import run_demo
+
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
+    run_demo(DemoConfig(task=args.task, mode=args.mode, online_episodes=args.online_episodes,
+                        eval_episodes=args.eval_episodes, demo_episodes=args.demo_episodes, seed=args.seed,
+                        out=args.out, verbose=args.verbose))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="robot-rl")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the sim graph on the embedded MuJoCo tasks and print a success table")
-    demo.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=sorted(DEMO_TASKS))
-    demo.add_argument("--episodes", type=int, default=5)
-    demo.add_argument("--noise", type=float, default=0.0, help="scripted expert noise")
-    demo.add_argument("--timeout", type=float, default=600.0, help="seconds per task graph")
-    demo.add_argument("--out", default="runs/demo")
+    demo = sub.add_parser("demo", help="the main job: demonstrations -> BC prior -> POCO online through the ROS "
+                                       "graph -> before/after success table and learning curve")
+    defaults = DemoConfig()
+    demo.add_argument("--task", default=defaults.task, choices=sorted(DEMO_TASKS))
+    demo.add_argument("--mode", default=defaults.mode, choices=["poco", "bc", "best_of_n"],
+                      help="online learner (bc and best_of_n are the baselines)")
+    demo.add_argument("--online-episodes", type=int, default=defaults.online_episodes)
+    demo.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
+    demo.add_argument("--demo-episodes", type=int, default=defaults.demo_episodes)
+    demo.add_argument("--seed", type=int, default=defaults.seed)
+    demo.add_argument("--out", default=defaults.out)
     demo.add_argument("--verbose", action="store_true", help="show every node's log")
     demo.set_defaults(func=cmd_demo)
+    check = sub.add_parser("sim-check", help="scripted expert through the sim graph on every task: a success table")
+    check.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=sorted(DEMO_TASKS))
+    check.add_argument("--episodes", type=int, default=5)
+    check.add_argument("--noise", type=float, default=0.0, help="scripted expert noise")
+    check.add_argument("--timeout", type=float, default=600.0, help="seconds per task graph")
+    check.add_argument("--out", default="runs/sim_check")
+    check.add_argument("--verbose", action="store_true", help="show every node's log")
+    check.set_defaults(func=cmd_sim_check)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
     args = parser.parse_args(argv)

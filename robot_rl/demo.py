@@ -1,0 +1,170 @@
+"""The main job (`make demo`, `robot-rl demo`): scripted noisy demonstrations → behaviour-cloned flow prior →
+POCO online through the full ROS graph → before/after success table and learning-curve PNG.
+
+Every stage after pretraining runs as real ROS 2 processes over DDS (robot_rl.bringup): the prior and the final policy
+are evaluated by the same graph on the same episode seeds, and fine-tuning runs config/graphs/sim_poco.yaml
+(bridge, learned policy, sim reward, learner, episode manager). Outputs go to `--out` (default runs/demo).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ...: never seen in training
+
+
+@dataclass
+class DemoConfig:
+    task: str = "pick_lift"
+    demo_episodes: int = 30
+    demo_noise: float = 0.3       # scripted-expert noise: the prior imitates sloppy demonstrations
+    bc_steps: int = 3000
+    hidden_dim: int = 128
+    online_episodes: int = 15
+    eval_episodes: int = 20
+    max_steps: int = 200
+    mode: str = "poco"            # poco | bc | best_of_n (the baselines share the graph)
+    seed: int = 0
+    out: str = "runs/demo"
+    graph_timeout_s: float = 1800.0
+    verbose: bool = False
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _run(graph: str, sets: list[str], cfg: DemoConfig, what: str) -> None:
+    from robot_rl.bringup import run_graph
+
+    code = run_graph(graph, namespace=cfg.task, sets=sets, timeout=cfg.graph_timeout_s, quiet=not cfg.verbose)
+    if code != 0:
+        raise RuntimeError(f"{what}: the graph {graph} exited with code {code} (rerun with --verbose for node logs)")
+
+
+def evaluate_in_graph(checkpoint: Path, results: Path, cfg: DemoConfig) -> list[dict]:
+    """Episodes of a fixed policy through the ROS graph on the evaluation seeds."""
+    results.unlink(missing_ok=True)
+    _run("config/graphs/sim_eval.yaml",
+         [f"mujoco_bridge.task={cfg.task}", f"mujoco_bridge.seed={EVAL_SEED}", f"policy.checkpoint={checkpoint}",
+          f"episode_manager.num_episodes={cfg.eval_episodes}", f"episode_manager.max_steps={cfg.max_steps}",
+          f"episode_manager.results_path={results}"], cfg, f"evaluating {checkpoint}")
+    return _read_jsonl(results)
+
+
+def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig) -> list[dict]:
+    results = out / "online_episodes.jsonl"
+    results.unlink(missing_ok=True)
+    _run("config/graphs/sim_poco.yaml",
+         [f"mujoco_bridge.task={cfg.task}", f"mujoco_bridge.seed={cfg.seed}", f"policy.checkpoint={prior}",
+          f"learner.checkpoint={prior}", f"learner.dataset={demos}", f"learner.output_dir={out}",
+          f"learner.seed={cfg.seed}", f"learner.poco.mode={cfg.mode}",
+          f"episode_manager.num_episodes={cfg.online_episodes}", f"episode_manager.max_steps={cfg.max_steps}",
+          f"episode_manager.results_path={results}"], cfg, f"{cfg.mode} fine-tuning")
+    return _read_jsonl(results)
+
+
+def success_rate(episodes: list[dict]) -> float:
+    return sum(e["outcome"] == "success" for e in episodes) / len(episodes) if episodes else float("nan")
+
+
+def plot_learning_curve(online: list[dict], learner_log: list[dict], before: float, after: float, path: Path,
+                        title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    wins = np.array([e["outcome"] == "success" for e in online], dtype=float)
+    window = max(1, min(5, len(wins)))
+    fig, (ax, ax_q) = plt.subplots(1, 2, figsize=(10, 3.8))
+    if len(wins):
+        ax.plot(np.arange(1, len(wins) + 1), np.convolve(wins, np.ones(window) / window, mode="full")[: len(wins)],
+                label=f"online episodes (mean of last {window})")
+    ax.axhline(before, color="grey", ls="--", label=f"prior, eval {before:.0%}")
+    ax.axhline(after, color="green", ls="--", label=f"fine-tuned, eval {after:.0%}")
+    ax.set(xlabel="online episode", ylabel="success", ylim=(-0.05, 1.05), title=title)
+    ax.legend(fontsize=8)
+    if learner_log:
+        ax_q.plot([r["episode"] for r in learner_log], [r.get("q_clip_ratio", float("nan")) for r in learner_log],
+                  label="q_clip_ratio")
+        ax_q.plot([r["episode"] for r in learner_log], [r.get("bc_loss", float("nan")) for r in learner_log],
+                  label="BC loss")
+        ax_q.set(xlabel="online episode", title="learner diagnostics")
+        ax_q.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """The whole job; returns the summary that is also written to `<out>/summary.json`."""
+    import torch
+
+    from robot_rl.data.collect_sim import collect_demos
+    from robot_rl.rl.pretrain import pretrain
+
+    torch.set_num_threads(1)  # the graph's nodes share the machine's cores
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    demos, prior, learner_out = out / "demos", out / "bc", out / "learner"
+    for stale in (demos, prior, learner_out):
+        shutil.rmtree(stale, ignore_errors=True)
+    timings = {}
+
+    def stage(name: str, started: float) -> None:
+        timings[name] = round(time.monotonic() - started, 1)
+        print(f"[demo] {name} done in {timings[name]:.0f} s", flush=True)
+
+    t = time.monotonic()
+    print(f"[demo] 1/4 {cfg.demo_episodes} scripted demonstrations of {cfg.task} with noise {cfg.demo_noise}",
+          flush=True)
+    demo_summary = collect_demos(cfg.task, cfg.demo_episodes, cfg.demo_noise, cfg.seed, demos,
+                                 max_steps=cfg.max_steps, environment_state=True)
+    stage("demonstrations", t)
+
+    t = time.monotonic()
+    print(f"[demo] 2/4 behaviour cloning a flow-matching chunk policy ({cfg.bc_steps} steps)", flush=True)
+    pretrain(demos, {"type": "flow", "horizon": 5, "execute_steps": 5, "hidden_dim": cfg.hidden_dim}, cfg.bc_steps,
+             prior, seed=cfg.seed)
+    stage("pretraining", t)
+
+    t = time.monotonic()
+    print(f"[demo] 3/4 evaluating the prior through the ROS graph ({cfg.eval_episodes} episodes)", flush=True)
+    before = evaluate_in_graph(prior, out / "eval_prior.jsonl", cfg)
+    stage("prior evaluation", t)
+
+    t = time.monotonic()
+    print(f"[demo] 4/4 {cfg.mode} online through the ROS graph ({cfg.online_episodes} episodes: bridge, policy, "
+          "reward, learner, episode manager)", flush=True)
+    online = finetune_in_graph(prior, demos, learner_out, cfg)
+    stage("online fine-tuning", t)
+
+    t = time.monotonic()
+    print(f"[demo] evaluating the fine-tuned policy on the same {cfg.eval_episodes} seeds", flush=True)
+    after = evaluate_in_graph(learner_out / "checkpoint", out / "eval_finetuned.jsonl", cfg)
+    stage("fine-tuned evaluation", t)
+
+    learner_log = _read_jsonl(learner_out / "learner_log.jsonl")
+    rate_before, rate_after = success_rate(before), success_rate(after)
+    table = "\n".join([
+        f"| policy ({cfg.task}, eval seeds {EVAL_SEED}..{EVAL_SEED + cfg.eval_episodes - 1}) | episodes | success |",
+        "|---|---|---|",
+        f"| scripted expert with noise {cfg.demo_noise} (the demonstrations) | {cfg.demo_episodes} | "
+        f"{demo_summary['success_rate']:.0%} |",
+        f"| BC prior (flow matching) | {len(before)} | {rate_before:.0%} |",
+        f"| after {cfg.mode} ({len(online)} online episodes, {sum(e['steps'] for e in online)} env steps) | "
+        f"{len(after)} | {rate_after:.0%} |",
+    ])
+    plot_learning_curve(online, learner_log, rate_before, rate_after, out / "learning_curve.png",
+                        f"{cfg.mode} on {cfg.task} through the ROS graph")
+    summary = {"config": cfg.__dict__, "success_prior": rate_before, "success_finetuned": rate_after,
+               "online_success": success_rate(online), "timings_s": timings, "table": table}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "success_table.md").write_text(table + "\n")
+    print("\n" + table + f"\n\nlearning curve: {out / 'learning_curve.png'}", flush=True)
+    return summary
