@@ -37,3 +37,15 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.robot_rl-installed-*
   touch "$stamp"
 fi
+
+# franky-sim, the libfranka-protocol MuJoCo FR3 that the arm node's tests drive, in its own venv (it pins
+# numpy/mujoco/pinocchio apart from the main stack). Rebuilt only when its pinned requirements change.
+SIM_VENV=${SIM_VENV:-.venv-franka-sim}
+sim_stamp="$SIM_VENV/.franky-sim-$(sha256sum < scripts/franky_sim_requirements.txt | cut -c1-16)"
+if [ ! -f "$sim_stamp" ]; then
+  echo "[install] $SIM_VENV: franky-sim for the arm node tests (first time: about a minute)"
+  [ -x "$SIM_VENV/bin/python" ] || python3 -m venv "$SIM_VENV"
+  "$SIM_VENV/bin/pip" install --progress-bar off -q -r scripts/franky_sim_requirements.txt
+  rm -f "$SIM_VENV"/.franky-sim-*
+  touch "$sim_stamp"
+fi

@@ -6,4 +6,8 @@ NODE_EXECUTABLES: dict[str, str] = {
     "episode_manager": "robot_rl.nodes.episode_manager",
     "reward": "robot_rl.nodes.reward",
     "learner": "robot_rl.nodes.learner",
+    "camera": "robot_rl.nodes.camera",
+    "teleop": "robot_rl.nodes.teleop",
+    "recorder": "robot_rl.nodes.recorder",
+    "arm": "robot_rl.nodes.arm",
 }

@@ -18,12 +18,11 @@ from pydantic import BaseModel, Field
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
-from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl.core.executor import ChunkExecutor, Tick
 from robot_rl.core.safety import SafetyFilter, SafetyLimits
-from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES, ActionChunk
+from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
+from robot_rl.nodes.driver_base import ArmDriver
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, run_node
 from robot_rl.sim import PandaSim
@@ -50,18 +49,7 @@ class BridgeConfig(BaseModel, extra="forbid"):
 CONFIG = BridgeConfig
 
 
-def executor_report(s) -> dict[str, float]:
-    """Executor counters plus lateness percentiles (ms) of the recent executed points against their schedule."""
-    report = {"chunks": s.chunks, "points_executed": s.points_executed, "points_dropped_late": s.points_dropped_late,
-              "points_skipped": s.points_skipped, "ticks_watchdog": s.ticks_watchdog}
-    if s.lateness:
-        late = np.abs(np.asarray(s.lateness)) * 1e3
-        report.update(lateness_p50_ms=float(np.percentile(late, 50)), lateness_p99_ms=float(np.percentile(late, 99)),
-                      lateness_max_ms=float(late.max()))
-    return report
-
-
-class MujocoBridgeNode(Node):
+class MujocoBridgeNode(ArmDriver, Node):
     def __init__(self):
         super().__init__("mujoco_bridge")
         self.cfg = declare_config(self, BridgeConfig)
@@ -80,17 +68,9 @@ class MujocoBridgeNode(Node):
 
         self.pub_images = {c: self._pub(contract.camera_image(c)) for c in cfg.camera_names}
         self.pub_infos = {c: self._pub(contract.camera_info(c)) for c in cfg.camera_names}
-        self.pub_joints = self._pub(contract.JOINT_STATES)
-        self.pub_pose = self._pub(contract.EE_POSE)
-        self.pub_executed = self._pub(contract.EXECUTED_ACTION)
-        self.pub_status = self._pub(contract.ARM_STATUS)
+        self._serve_arm_contract()
         self.pub_task = self._pub(contract.TASK_STATE)
         self.pub_clock = self._pub(contract.CLOCK)
-        self.create_subscription(JointTrajectory, contract.ACTION_CHUNK.name, self.on_chunk, contract.ACTION_CHUNK.qos)
-        self.create_service(Trigger, "arm/reset", self.on_reset)
-        self.create_service(Trigger, "arm/stop", self.on_stop)
-        self.create_service(Trigger, "arm/recover", self.on_recover)
-        self.create_service(SetBool, "arm/enable", self.on_enable)
 
         self._reset_sim()
         self.resets = 0  # the first arm/reset starts episode 0 with `seed` again
@@ -131,29 +111,6 @@ class MujocoBridgeNode(Node):
         self.hold_action = (JOINT_SPACE_NAMES, self.joint_target)
 
     # ---- callbacks -----------------------------------------------------------------------------------------
-    def on_chunk(self, msg: JointTrajectory) -> None:
-        now = self.sim.time
-        try:
-            chunk = convert.msg_to_chunk(msg)
-        except convert.ConversionError as err:
-            self._reject(f"malformed: {err}")
-            return
-        if self.state != "ready":
-            self._reject(f"not_ready: arm is {self.state}")
-            return
-        verdict = self.safety.check_chunk(chunk, now, self.sim.joint_positions())
-        if not verdict.ok:
-            self._reject(verdict.reason, counted=True)
-            return
-        self.chunk_executor.submit(chunk, now)
-
-    def _reject(self, reason: str, counted: bool = False) -> None:
-        if not counted:
-            self.safety.rejections[reason.split(":")[0]] += 1
-        self.last_rejection = reason
-        self.get_logger().warning(f"chunk rejected: {reason}", throttle_duration_sec=1.0)
-        self._publish_status()
-
     def on_reset(self, _req, resp):
         seed = self._reset_sim()
         resp.success = True
@@ -177,17 +134,9 @@ class MujocoBridgeNode(Node):
         resp.success, resp.message = True, f"recovered from {was}; now {self.state}"
         return resp
 
-    def on_enable(self, req, resp):
-        if self.state in ("estop", "error"):
-            resp.success, resp.message = False, f"arm is in {self.state} ({self.message}): call arm/recover first"
-            return resp
-        self.enabled = bool(req.data)
-        if not self.enabled:
+    def _on_enabled(self, enabled: bool) -> None:
+        if not enabled:
             self._hold_here()
-        self.state = "ready" if self.enabled else "disabled"
-        self._publish_status()
-        resp.success, resp.message = True, self.state
-        return resp
 
     # ---- main loop -----------------------------------------------------------------------------------------
     def loop(self, executor) -> None:
@@ -219,27 +168,24 @@ class MujocoBridgeNode(Node):
             if self._action_due():
                 return
 
-    def _apply(self, tick: Tick) -> None:
-        """Command this tick's action (or hold) and publish what was really commanded on `executed_action`."""
-        if self.state != "ready":
-            return
-        if tick.point is None:  # hold: the same target (joint space) or a zero delta (EE space)
-            names, values = self.hold_action
-            self._publish_executed(names, values, "hold")
-            return
-        try:
-            names, executed = self._command(tick.point.names, tick.point.values)
-        except Exception as err:  # a fault while commanding: stop here, like a reflex on the real arm
-            self._hold_here()
-            self.state = "error"
-            self.message = f"{type(err).__name__}: {err}"
-            self.get_logger().error(f"arm error, holding position until arm/recover: {err}")
-            self._publish_status()
-            return
-        self._publish_executed(names, executed, tick.point.source)
+    def _now(self) -> float:
+        return self.sim.time
+
+    def _current_joints(self) -> np.ndarray:
+        return self.sim.joint_positions()
+
+    def _on_command_error(self, err: Exception) -> None:
+        """A fault while commanding: stop here, like a reflex on the real arm."""
+        self._hold_here()
+        self.state = "error"
+        self.message = f"{type(err).__name__}: {err}"
+        self.get_logger().error(f"arm error, holding position until arm/recover: {err}")
+        self._publish_status()
 
     def _command(self, names: tuple[str, ...], values: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         if names == EE_SPACE_NAMES:
+            if self.hold_action[0] != EE_SPACE_NAMES:  # after joint-space commands: continue from the measured pose
+                self.sim.set_commanded_ee_target(*self.sim.ee_pose())
             delta = self.safety.limit_ee_delta(values)
             q, width = self.sim.apply_ee_delta(delta, clip_position=self.safety.limit_ee_target)
             target = self.safety.limit_joint_target(np.append(q, width), self.joint_target)
@@ -252,10 +198,6 @@ class MujocoBridgeNode(Node):
         self.joint_target = target
         self.sim.set_joint_target(target[:7], target[7])
         return names, executed
-
-    def _publish_executed(self, names: tuple[str, ...], values: np.ndarray, source: str) -> None:
-        chunk = ActionChunk(self.sim.time - self.period, self.period, names, np.asarray(values)[None, :], source)
-        self.pub_executed.publish(convert.chunk_to_msg(chunk))  # stamp = tick time, the one point at +dt
 
     def _publish_observation(self) -> None:
         t = self.sim.time
@@ -276,16 +218,6 @@ class MujocoBridgeNode(Node):
         if t >= self.next_status:
             self._publish_status()
             self.next_status = t + 1.0 / self.cfg.status_hz
-
-    def _publish_status(self) -> None:
-        s = self.chunk_executor.stats
-        report = self.safety.report()
-        status = records.ArmStatus(
-            stamp=self.sim.time, state=self.state, message=self.message, rejected=report["rejected"], clipped=report["clipped"],
-            last_rejection=self.last_rejection,
-            executor=executor_report(s),
-        )
-        self.pub_status.publish(String(data=records.encode(status)))
 
     def close(self) -> None:
         self.sim.close()
