@@ -1,0 +1,139 @@
+"""Recorder: `robot-rl record` over the live sim graph (mujoco_bridge + scripted policy + reward + episode_manager
++ teleop + recorder, real processes over DDS) writes a LeRobot v3 dataset the reader reads back with video frames ==
+parquet rows; a recorder killed mid-episode leaves the earlier episodes readable; `recorder/discard` drops one."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from std_srvs.srv import Trigger
+
+from robot_rl import bringup
+from robot_rl.core.types import EE_SPACE_NAMES
+from robot_rl.data import STATE_NAMES, LeRobotReader, LeRobotWriter
+from robot_rl.data import lerobot
+from ros_probe import Probe, wait_for
+
+pytestmark = pytest.mark.graph
+FPS = 15
+STEPS = 20
+SMALL = ["mujoco_bridge.camera_width=48", "mujoco_bridge.camera_height=48", "mujoco_bridge.camera_names=[front]",
+         "recorder.cameras=[front]", "recorder.image_width=48", "recorder.image_height=48",
+         f"episode_manager.max_steps={STEPS}"]
+
+
+def check_dataset(root: Path) -> LeRobotReader:
+    """Everything the trainers rely on, checked file by file (the reader validates the same on open)."""
+    reader = LeRobotReader(root)
+    assert reader.fps == FPS and reader.cameras == ["front"]
+    assert reader.state_names == list(STATE_NAMES) and reader.action_names == list(EE_SPACE_NAMES)
+    penalties = 0
+    for i, meta in enumerate(reader.episodes):
+        rows = pq.ParquetFile(reader.data_path(i)).metadata.num_rows
+        assert rows == meta["length"] == lerobot._video_frame_count(reader.video_path(i, "front"))
+        ep = reader.episode(i, images=True)
+        n = meta["length"]
+        assert n >= 3 and ep["state"].shape == (n, len(STATE_NAMES)) and ep["action"].shape == (n, 7)
+        assert ep["images.front"].shape == (n, 48, 48, 3) and ep["images.front"].std() > 1.0
+        # frames sit on the 15 Hz grid of the robot clock, strictly increasing, from 0
+        slots = ep["timestamp"] * FPS
+        assert abs(slots[0]) < 1e-3 and np.all(np.diff(slots) > 0.5) and np.abs(slots - np.round(slots)).max() < 0.1
+        assert ep["done"][-1] and not ep["done"][:-1].any()
+        # the scripted expert moves the arm: EE deltas within the safety limit, and the state follows them
+        assert np.abs(ep["action"][:, :3]).max() <= 0.0101 and np.abs(ep["action"][:, :3]).sum() > 0.002 * n
+        moved = np.linalg.norm(ep["state"][-1, :3] - ep["state"][0, :3])
+        assert moved > 0.001 * n
+        # next.reward: the sim reward node's records (step penalty, 1 on success), matched one period later
+        assert np.all((ep["reward"] >= -0.0101) & (ep["reward"] <= 1.0))
+        penalties += int((ep["reward"] < 0).sum())
+    assert penalties > 0, "no reward record was matched to a frame"
+    return reader
+
+
+def test_record_cli_writes_a_readable_dataset(tmp_path: Path):
+    root, results = tmp_path / "ds", tmp_path / "results.jsonl"
+    cmd = [sys.executable, "-m", "robot_rl.cli", "record", "--root", str(root), "--episodes", "2", "--task", "reach",
+           "--timeout", "120", "--set", f"episode_manager.results_path={results}", "--set", "recorder.bag=true"]
+    for item in SMALL:
+        cmd += ["--set", item]
+    proc = subprocess.run(cmd, env=bringup.ros_environment(), capture_output=True, text=True, timeout=180,
+                          cwd=bringup.PACKAGE_ROOT)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "2 episodes" in proc.stdout and "episode 1:" in proc.stdout
+    reader = check_dataset(root)
+    assert reader.num_episodes == 2
+    # the per-episode progress lines map the episode manager's episodes to dataset episodes and name the outcome
+    saved = re.findall(r"episode (\d+) -> dataset episode (\d+): (\d+) frames \(.*outcome (\w+)", proc.stdout)
+    assert [int(d) for _, d, _, _ in saved] == [0, 1], proc.stdout[-4000:]
+    outcomes = {json.loads(line)["episode"]: json.loads(line)["outcome"] for line in results.read_text().splitlines()}
+    for (episode, index, frames, outcome), meta in zip(saved, reader.episodes):
+        assert outcomes[int(episode)] == outcome and int(frames) == meta["length"]
+        assert meta["success"] == {"success": True, "failure": False, "timeout": False}.get(outcome)
+    assert reader.tasks == ["reach"]
+    # the raw-topic MCAP bag: every recorded topic with its ros2msg schema, CDR payloads that deserialize
+    from mcap.reader import make_reader
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import JointState
+
+    (bag,) = (root / "bags").glob("*.mcap")
+    counts, joints = {}, []
+    with bag.open("rb") as f:
+        for schema, channel, message in make_reader(f).iter_messages():
+            counts[channel.topic] = counts.get(channel.topic, 0) + 1
+            assert schema.encoding == "ros2msg" and channel.message_encoding == "cdr"
+            if channel.topic == "/robot1/joint_states":
+                joints.append(deserialize_message(message.data, JointState))
+    assert counts["/robot1/joint_states"] >= reader.num_frames and counts["/robot1/cameras/front/image_raw"] > 0
+    assert counts["/robot1/executed_action"] >= reader.num_frames and counts["/robot1/episode/status"] >= 6
+    assert len(joints[-1].position) == 8
+
+
+def test_killed_recorder_keeps_earlier_episodes_and_discard_drops_one(tmp_path: Path):
+    root = tmp_path / "ds"
+    graph = bringup.load_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_record.yaml")
+    bringup.apply_overrides(graph, "rec_kill", SMALL + [
+        f"recorder.root={root}", "recorder.num_episodes=0", "episode_manager.num_episodes=0"])
+    bringup.validate(graph)
+    proc = bringup.GraphProcess(graph, quiet=True)
+    probe = Probe("recorder_probe")
+    proc.start()
+    info = root / "meta" / "info.json"
+
+    def saved() -> int:
+        return json.loads(info.read_text())["total_episodes"] if info.exists() else 0
+
+    try:
+        wait_for(lambda: saved() >= 1, 90, "a first saved episode")
+        first = saved()
+        reply = wait_for(lambda: (r := probe.call(Trigger, "/rec_kill/recorder/discard", Trigger.Request())).success
+                         and r, 30, "an episode running to discard")
+        assert "discarded" in reply.message
+        wait_for(lambda: any("discarded (re-record)" in line for line in proc.logs["recorder"]), 30,
+                 "the discarded episode to end")
+        wait_for(lambda: saved() >= first + 1, 60, "one more saved episode")
+        # kill the recorder while an episode is being encoded
+        wait_for(lambda: list(root.rglob("*.partial.mp4")), 30, "an episode in progress")
+        before = saved()
+        os.killpg(proc.procs["recorder"].pid, signal.SIGKILL)
+        proc.procs["recorder"].wait(timeout=10)
+    finally:
+        proc.stop()
+        probe.close()
+    ended = [line for line in proc.logs["recorder"] if "-> dataset episode" in line]
+    assert len(ended) == before >= 2, proc.logs["recorder"][-20:]
+    assert "frames (" in ended[0]   # the per-episode progress line
+    reader = check_dataset(root)
+    assert reader.num_episodes == before
+    # a writer reopening the root removes the killed episode's leftovers and appends after the saved ones
+    writer = LeRobotWriter(root, FPS, STATE_NAMES, EE_SPACE_NAMES, ["front"], (48, 48, 3), robot_type="panda")
+    assert writer.num_episodes == before and not list(root.rglob("*.partial.mp4"))
+    writer.finalize()
