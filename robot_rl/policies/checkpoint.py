@@ -37,6 +37,14 @@ class CheckpointError(ValueError):
 
 def build_policy(spec: PolicySpec, normalizer: Normalizer | None = None) -> ChunkPolicy:
     """A freshly initialised policy of `spec.type` (identity normaliser unless one is given)."""
+    if spec.type == "tokenized":  # imported on demand: it pulls in transformers
+        from robot_rl.policies.tokenized import TokenizedOptions, TokenizedPolicy
+
+        try:
+            TokenizedOptions.model_validate(spec.tokenized)
+        except ValidationError as e:
+            raise CheckpointError(f"invalid tokenized options in the policy spec: {e}") from None
+        return TokenizedPolicy(spec, normalizer)
     if spec.type not in POLICY_TYPES:
         raise ValueError(f"unknown policy type {spec.type!r}; known: {sorted(POLICY_TYPES)}")
     return POLICY_TYPES[spec.type](spec, normalizer)
