@@ -1,22 +1,32 @@
-"""Reward node: computes a reward record per control step from the live streams and publishes it on `reward`.
+"""Reward node: one reward record per control step, every term named, from the source chosen by `source`.
 
-Sources are selected by the `source` parameter; this build has `sim` (the simulator's success predicate).
+Sources (robot_rl/rewards/sources.py): sim | human | classifier | deg | deg+. The `sim` source ticks on the
+simulator's task state; every other source ticks on the frames of `camera` (so it runs on hardware too). DEG's
+per-episode guidance is made in a worker thread from the episode's first frame; frames that arrive meanwhile wait
+in a queue and are scored in order once it is ready, so guidance never blocks the control loop.
+
+The human verdict reaches this node through the episode manager: `episode/mark_success` / `mark_failure` end the
+episode with an operator outcome, and this node answers with a final record (success, done). The teleop node's
+success / failure buttons call those same services.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from pydantic import Field
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from robot_rl.rewards.sim_success import SimSuccessReward
-from robot_rl.ros import contract, records
-from robot_rl.ros.node_runtime import declare_config, run_node
+from robot_rl.rewards.sources import Observation, RewardSource, SourceConfig, make_source
+from robot_rl.ros import contract, convert, records
+from robot_rl.ros.node_runtime import ConfigError, declare_config, run_node
 
 
-class RewardConfig(BaseModel, extra="forbid"):
-    source: str = Field("sim", pattern="^(sim)$")
-    success_reward: float = 1.0
-    step_penalty: float = -0.01
+class RewardConfig(SourceConfig, extra="forbid"):
+    max_pending_frames: int = Field(600, ge=1, description="frames kept while the episode's guidance is made")
 
 
 CONFIG = RewardConfig
@@ -26,14 +36,30 @@ class RewardNode(Node):
     def __init__(self):
         super().__init__("reward")
         self.cfg = declare_config(self, RewardConfig)
-        self.compute = SimSuccessReward(self.cfg.success_reward, self.cfg.step_penalty)
+        try:
+            self.source: RewardSource = make_source(self.cfg)
+        except (ValueError, FileNotFoundError) as err:  # e.g. no trained model at the configured path
+            raise ConfigError(f"reward source {self.cfg.source!r}: {err}") from None
+        self.uses_operator = "human" in (self.cfg.source, self.cfg.success_source if self.cfg.source == "deg+" else "")
         self.episode: int | None = None
+        self.task = ""
         self.start_stamp = 0.0
         self.step = 0
+        self.ready = False                       # the source has its per-episode setup (guidance)
+        self.preparing: Future | None = None
+        self.pending: deque[Observation] = deque()
+        self.last_image = None
+        self.last_task_state: dict | None = None
+        self.workers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
         self.pub = self.create_publisher(String, contract.REWARD.name, contract.REWARD.qos)
         self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
         self.create_subscription(String, contract.TASK_STATE.name, self.on_task_state, contract.TASK_STATE.qos)
+        if self.cfg.source != "sim":
+            cam = contract.camera_image(self.cfg.camera)
+            self.create_subscription(Image, cam.name, self.on_image, cam.qos)
+        self.create_timer(0.02, self.drain, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
+    # ---- episode bookkeeping -----------------------------------------------------------------------------------
     def on_status(self, msg: String) -> None:
         try:
             status = records.decode(msg.data, records.EpisodeStatus)
@@ -42,25 +68,83 @@ class RewardNode(Node):
             return
         if status.state == "running":
             if status.episode != self.episode:
-                self.episode, self.start_stamp, self.step = status.episode, status.stamp, 0
-        else:
-            self.episode = None
-
-    def on_task_state(self, msg: String) -> None:
-        if self.episode is None:
+                self.episode, self.task, self.start_stamp, self.step = status.episode, status.task, status.stamp, 0
+                self.ready, self.preparing = False, None
+                self.pending.clear()
             return
+        if (status.state == "ended" and status.episode == self.episode and self.uses_operator
+                and status.outcome in ("success", "failure") and status.reason == "operator"):
+            self.submit(Observation(status.stamp, self.last_image, self.last_task_state, operator=status.outcome))
+            self.drain()
+        self.episode = None
+
+    # ---- inputs ----------------------------------------------------------------------------------------------------
+    def on_task_state(self, msg: String) -> None:
         try:
             rec = records.decode(msg.data, records.TaskState)
         except records.RecordError as err:
             self.get_logger().error(f"ignored task state: {err}", throttle_duration_sec=1.0)
             return
-        if rec.stamp < self.start_stamp:
-            return  # from before this episode's reset
-        reward, terms, success = self.compute(rec.state)
-        out = records.RewardRecord(stamp=rec.stamp, episode=self.episode, step=self.step, reward=reward, terms=terms,
-                                   success=success, done=success, source=self.cfg.source)
-        self.pub.publish(String(data=records.encode(out)))
+        self.last_task_state = rec.state
+        if self.cfg.source == "sim" and self.episode is not None and rec.stamp >= self.start_stamp:
+            self.submit(Observation(rec.stamp, task_state=rec.state))
+            self.drain()
+
+    def on_image(self, msg: Image) -> None:
+        try:
+            image = convert.msg_to_image(msg)
+        except ValueError as err:
+            self.get_logger().error(f"ignored camera frame: {err}", throttle_duration_sec=1.0)
+            return
+        stamp = convert.from_time(msg.header.stamp)
+        self.last_image = image
+        if self.episode is not None and stamp >= self.start_stamp:
+            self.submit(Observation(stamp, image, self.last_task_state))
+            self.drain()
+
+    # ---- scoring ---------------------------------------------------------------------------------------------------
+    def submit(self, obs: Observation) -> None:
+        if self.preparing is None and not self.ready:  # the episode's first frame: make its guidance off-loop
+            self.preparing = self.workers.submit(self.source.prepare, obs, self.task)
+        if len(self.pending) >= self.cfg.max_pending_frames:
+            self.get_logger().warning("reward source still preparing; dropping the oldest queued frame",
+                                      throttle_duration_sec=1.0)
+            self.pending.popleft()
+        self.pending.append(obs)
+
+    def drain(self) -> None:
+        if not self.ready:
+            if self.preparing is None or not self.preparing.done():
+                return
+            err = self.preparing.exception()
+            if err is not None:
+                self.get_logger().error(f"episode {self.episode}: reward source setup failed: {err}; "
+                                        "no rewards this episode")
+                self.pending.clear()
+                self.preparing = None
+                self.episode = None
+                return
+            self.source.reset()
+            self.ready = True
+        while self.pending:
+            self.publish(self.pending.popleft())
+
+    def publish(self, obs: Observation) -> None:
+        if self.episode is None:
+            return
+        try:
+            out = self.source.step(obs)
+        except ValueError as err:
+            self.get_logger().error(f"no reward for this step: {err}", throttle_duration_sec=1.0)
+            return
+        rec = records.RewardRecord(stamp=obs.stamp, episode=self.episode, step=self.step, reward=out.reward,
+                                   terms=out.terms, success=out.success, done=out.done, source=self.source.name)
+        self.pub.publish(String(data=records.encode(rec)))
         self.step += 1
+
+    def destroy_node(self) -> None:
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        super().destroy_node()
 
 
 def main(args=None) -> None:

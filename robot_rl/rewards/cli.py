@@ -1,0 +1,231 @@
+"""`robot-rl deg train | eval` and `robot-rl reward train-classifier`.
+
+    robot-rl deg train --dataset runs/data/push --camera front --out runs/deg/push --guidance latent nearest
+    robot-rl deg eval --model runs/deg/push --dataset runs/data/push_heldout --out runs/deg/push/eval
+    robot-rl reward train-classifier --dataset runs/data/pick_lift --camera front --out runs/classifier/pick_lift
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def expert_videos(dataset: str | Path, camera: str, successful_only: bool = True) -> tuple[list[np.ndarray], str]:
+    """The camera's frames of every (successful) episode of a LeRobot dataset, and its task name."""
+    from robot_rl.data.lerobot import LeRobotReader
+
+    reader = LeRobotReader(dataset)
+    if camera not in reader.cameras:
+        raise ValueError(f"{dataset} has no camera {camera!r} (it has {reader.cameras or 'none'})")
+    keep = [i for i in range(reader.num_episodes) if not successful_only or reader.episodes[i].get("success", True)]
+    if not keep:
+        raise ValueError(f"{dataset}: no successful episodes to learn guidance from")
+    videos = [reader.episode(i, images=True)[f"images.{camera}"] for i in keep]
+    tasks = reader.episodes[keep[0]].get("tasks") or [""]
+    return videos, tasks[0]
+
+
+def train_deg(dataset: str | Path, camera: str, out: str | Path, guidance: list[str], encoder_steps: int = 1500,
+              guidance_steps: int = 1500, diffusion_steps: int = 2000, num_frames: int = 50, seed: int = 0) -> dict:
+    """Encoder f (InfoNCE) then the requested guidance providers; writes a DEG model directory."""
+    import torch
+
+    from robot_rl.rewards.deg import EncoderTraining, save_encoder, train_encoder, training_meta
+    from robot_rl.rewards.guidance import (DiffusionGuidance, LatentGuidance, NearestExpertGuidance,
+                                           save_provider_meta)
+
+    out = Path(out)
+    videos, task = expert_videos(dataset, camera)
+    cfg = EncoderTraining(steps=encoder_steps, seed=seed)
+    encoder, losses = train_encoder(videos, cfg)
+    save_encoder(encoder, out, training_meta(cfg, videos, str(dataset), camera, task))
+    curves = {"encoder_infonce": losses}
+    meta: dict = {"num_frames": num_frames, "guidance": guidance}
+    for name in guidance:
+        torch.manual_seed(seed)
+        if name == "nearest":
+            provider = NearestExpertGuidance(encoder, num_frames, videos)
+        elif name == "latent":
+            provider, curves["latent_guidance"] = LatentGuidance.train(encoder, videos, num_frames, guidance_steps,
+                                                                       seed)
+        elif name == "diffusion":
+            provider, curves["diffusion_guidance"] = DiffusionGuidance.train(encoder, videos, num_frames,
+                                                                             diffusion_steps, seed=seed)
+            meta["diffusion_time_bins"] = provider.time_bins
+        else:
+            raise ValueError(f"unknown guidance provider {name!r}")
+        provider.save(out)
+    save_provider_meta(out, **meta)
+    _plot_losses(curves, out / "training_losses.png")
+    return {"out": str(out), "videos": len(videos), "frames": int(sum(len(v) for v in videos)),
+            "final_losses": {k: float(np.mean(v[-50:])) for k, v in curves.items()}}
+
+
+def _plot_losses(curves: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3), squeeze=False)
+    for ax, (name, values) in zip(axes[0], curves.items()):
+        w = max(1, len(values) // 50)
+        ax.plot(np.convolve(values, np.ones(w) / w, mode="valid"))
+        ax.set_title(name)
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def diagnostics(model: str | Path, videos: list[np.ndarray], task: str, guidance: str, shuffles: int = 3,
+                seed: int = 0) -> dict:
+    """The DEG diagnostics on expert episodes (ideally held out): per episode, the return and pointer along the
+    ordered frames and along shuffled frames, and matched vs mismatched guidance similarities."""
+    from robot_rl.rewards.deg import DEGParams, DEGReward, encode, load_encoder, resample
+    from robot_rl.rewards.guidance import load_provider
+
+    encoder, meta = load_encoder(Path(model))
+    provider = load_provider(Path(model), guidance, encoder, meta)
+    reward = DEGReward(DEGParams(), meta["mean_episode_length"])
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for video in videos:
+        g = provider.make_guidance(video[0], task).latents
+        z = encode(encoder, video)
+        sims = (resample(z, len(g)) @ g.T).numpy()        # real frame at τ_i vs guidance frame k
+        reward.reset(g)
+        ordered = [reward.step(zt) for zt in z]
+        shuffled_returns = []
+        for _ in range(shuffles):
+            reward.reset(g)
+            shuffled_returns.append(sum(s.reward for s in (reward.step(zt) for zt in z[rng.permutation(len(z))])))
+        off = ~np.eye(len(g), dtype=bool)
+        episodes.append({
+            "return": float(sum(s.reward for s in ordered)),
+            "cumulative": np.cumsum([s.reward for s in ordered]).tolist(),
+            "pointer": [s.pointer for s in ordered],
+            "coarse": float(sum(s.coarse for s in ordered)), "fine": float(sum(s.fine for s in ordered)),
+            "shuffled_return": float(np.mean(shuffled_returns)),
+            "matched_similarity": float(np.diag(sims).mean()), "mismatched_similarity": float(sims[off].mean()),
+            "similarity": sims.tolist()})
+    return {"guidance": guidance, "episodes": episodes,
+            "mean_return": float(np.mean([e["return"] for e in episodes])),
+            "mean_shuffled_return": float(np.mean([e["shuffled_return"] for e in episodes])),
+            "mean_matched": float(np.mean([e["matched_similarity"] for e in episodes])),
+            "mean_mismatched": float(np.mean([e["mismatched_similarity"] for e in episodes]))}
+
+
+def plot_diagnostics(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eps = result["episodes"]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    for e in eps:
+        axes[0].plot(e["cumulative"], alpha=0.7)
+        axes[1].plot(e["pointer"], alpha=0.7)
+    axes[0].set(title="DEG return along expert episodes", xlabel="step", ylabel="cumulative reward")
+    axes[1].set(title="pointer m (never decreases)", xlabel="step", ylabel="guidance frame")
+    x = np.arange(len(eps))
+    axes[2].bar(x - 0.2, [e["return"] for e in eps], 0.4, label="ordered")
+    axes[2].bar(x + 0.2, [e["shuffled_return"] for e in eps], 0.4, label="shuffled frames")
+    axes[2].set(title="episode return", xlabel="episode")
+    axes[2].legend()
+    im = axes[3].imshow(np.array(eps[0]["similarity"]), vmin=-1, vmax=1, cmap="viridis")
+    axes[3].set(title="cos(real frame τ_i, guidance k), episode 0", xlabel="guidance k", ylabel="real τ_i")
+    fig.colorbar(im, ax=axes[3])
+    fig.suptitle(f"DEG diagnostics ({result['guidance']} guidance)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    summary = train_deg(args.dataset, args.camera, args.out, args.guidance, args.encoder_steps, args.guidance_steps,
+                        args.diffusion_steps, args.num_frames, args.seed)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from robot_rl.rewards.deg import load_encoder
+
+    torch.set_num_threads(args.threads)
+    _, meta = load_encoder(Path(args.model))
+    videos, task = expert_videos(args.dataset or meta["dataset"], meta["camera"])
+    out = Path(args.out or Path(args.model) / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    print("| guidance | ordered return | shuffled return | matched cos | mismatched cos |\n|---|---|---|---|---|")
+    for name in args.guidance or meta["guidance"]:
+        result = diagnostics(args.model, videos, task, name)
+        plot_diagnostics(result, out / f"diagnostics_{name}.png")
+        summary = {k: v for k, v in result.items() if k != "episodes"}
+        summary["returns"] = [e["return"] for e in result["episodes"]]
+        (out / f"diagnostics_{name}.json").write_text(json.dumps(summary, indent=2))
+        print(f"| {name} | {result['mean_return']:.2f} | {result['mean_shuffled_return']:.2f} | "
+              f"{result['mean_matched']:.3f} | {result['mean_mismatched']:.3f} |")
+    print(f"plots in {out}")
+    return 0
+
+
+def cmd_train_classifier(args) -> int:
+    import torch
+
+    from robot_rl.rewards.classifier import labelled_frames, train_classifier
+
+    torch.set_num_threads(args.threads)
+    frames, labels, _ = labelled_frames(args.dataset, args.camera)
+    clf, losses = train_classifier(frames, labels, args.steps, seed=args.seed,
+                                   meta={"dataset": str(args.dataset), "camera": args.camera})
+    clf.save(args.out)
+    p = clf.confidence(frames)
+    print(f"{labels.sum()} success / {(~labels).sum()} failure frames; final loss {np.mean(losses[-50:]):.3f}; "
+          f"training accuracy at 0.5: {np.mean((p >= 0.5) == labels):.3f} -> {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    deg = subparsers.add_parser("deg", help="DEG dense reward: train the encoder and guidance, run diagnostics")
+    sub = deg.add_subparsers(dest="deg_command", required=True)
+    train = sub.add_parser("train", help="train the contrastive encoder and guidance providers on expert videos")
+    train.add_argument("--dataset", required=True, help="LeRobot v3 dataset with camera videos")
+    train.add_argument("--camera", default="front")
+    train.add_argument("--out", required=True)
+    train.add_argument("--guidance", nargs="+", default=["latent", "nearest"],
+                       choices=["latent", "diffusion", "nearest"])
+    train.add_argument("--encoder-steps", type=int, default=1500)
+    train.add_argument("--guidance-steps", type=int, default=1500)
+    train.add_argument("--diffusion-steps", type=int, default=2000)
+    train.add_argument("--num-frames", type=int, default=50, help="K guidance frames")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=1)
+    train.set_defaults(func=cmd_train)
+    ev = sub.add_parser("eval", help="diagnostics with plots: returns along ordered vs shuffled expert episodes, "
+                                     "pointer, real/guidance similarity")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--dataset", default="", help="expert episodes to score (default: the training dataset)")
+    ev.add_argument("--guidance", nargs="*", default=None)
+    ev.add_argument("--out", default="")
+    ev.add_argument("--threads", type=int, default=1)
+    ev.set_defaults(func=cmd_eval)
+
+    reward = subparsers.add_parser("reward", help="reward sources: train the image success classifier")
+    rsub = reward.add_subparsers(dest="reward_command", required=True)
+    clf = rsub.add_parser("train-classifier", help="train the success classifier on labelled frames")
+    clf.add_argument("--dataset", required=True)
+    clf.add_argument("--camera", default="front")
+    clf.add_argument("--out", required=True)
+    clf.add_argument("--steps", type=int, default=1500)
+    clf.add_argument("--seed", type=int, default=0)
+    clf.add_argument("--threads", type=int, default=1)
+    clf.set_defaults(func=cmd_train_classifier)

@@ -1,0 +1,210 @@
+"""Reward sources behind one interface, chosen by the reward node's `source` parameter.
+
+    sim         the simulator's success predicate (privileged task state) + step penalty
+    human       the operator's verdict (episode/mark_success | mark_failure, teleop buttons) + step penalty
+    classifier  a small image success classifier; its confidence goes into every record
+    deg         DEG dense reward along per-episode guidance (reward-free)
+    deg+        DEG + θ·success, success from `success_source` (sim, human or classifier)
+
+A source sees one `Observation` per control step and returns a `RewardStep` with every term named. Sources that need
+pixels say so (`camera`), and sources with per-episode work (DEG guidance) do it in `prepare`, which the node runs
+off the control path before the episode's first reward.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from robot_rl.rewards.params import DEGParams
+from robot_rl.rewards.sim_success import SimSuccessReward
+
+SOURCES = ("sim", "human", "classifier", "deg", "deg+")
+
+
+@dataclass
+class Observation:
+    stamp: float
+    image: np.ndarray | None = None        # (H, W, 3) uint8 from the source's camera
+    task_state: dict | None = None         # sim only: privileged state with "success"
+    operator: str | None = None            # "success" / "failure" once the operator has judged the episode
+
+
+@dataclass
+class RewardStep:
+    reward: float
+    terms: dict[str, float] = field(default_factory=dict)
+    success: bool = False
+    done: bool = False
+
+
+class ClassifierParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model_path: str = Field("", description="directory written by `robot-rl reward train-classifier`")
+    threshold: float = Field(0.5, gt=0, lt=1, description="success when confidence ≥ threshold")
+    terminate_on_success: bool = True
+    consecutive: int = Field(1, ge=1, description="frames in a row above threshold before success (debounce)")
+
+
+class DEGSourceParams(DEGParams):
+    model_path: str = Field("", description="directory written by `robot-rl deg train`")
+    guidance: Literal["latent", "diffusion", "nearest"] = "latent"
+    theta: float = Field(10.0, ge=0, description="θ, weight of the success reward in deg+")
+    terminate_at_end: bool = Field(False, description="end the episode when the pointer reaches the last frame "
+                                                      "(reward-free mode)")
+
+
+class SourceConfig(BaseModel):
+    """The `source` part of the reward node's parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field("sim", pattern="^(sim|human|classifier|deg|deg\\+)$")
+    success_source: str = Field("sim", pattern="^(sim|human|classifier)$", description="deg+: where success comes from")
+    camera: str = "front"
+    success_reward: float = 1.0
+    step_penalty: float = -0.01
+    classifier: ClassifierParams = ClassifierParams()
+    deg: DEGSourceParams = DEGSourceParams()
+
+
+class RewardSource(ABC):
+    name = ""
+    needs_image = False
+
+    def prepare(self, first: Observation, task: str) -> None:
+        """Per-episode setup from the first observation (may be slow; never called inside the control loop)."""
+
+    def reset(self) -> None:
+        """Start of an episode, after `prepare`."""
+
+    @abstractmethod
+    def step(self, obs: Observation) -> RewardStep:
+        """The reward for one control step."""
+
+
+class SimSource(RewardSource):
+    name = "sim"
+
+    def __init__(self, success_reward: float, step_penalty: float):
+        self.compute = SimSuccessReward(success_reward, step_penalty)
+
+    def step(self, obs: Observation) -> RewardStep:
+        if obs.task_state is None:
+            raise ValueError("the sim source needs the simulator's task state (sim/task_state)")
+        reward, terms, success = self.compute(obs.task_state)
+        return RewardStep(reward, terms, success, success)
+
+
+class HumanSource(RewardSource):
+    """The operator's judgement: success/failure from the episode manager's mark services or the teleop buttons."""
+
+    name = "human"
+
+    def __init__(self, success_reward: float, step_penalty: float):
+        self.success_reward, self.step_penalty = success_reward, step_penalty
+
+    def step(self, obs: Observation) -> RewardStep:
+        success = obs.operator == "success"
+        terms = {"success": self.success_reward if success else 0.0, "step_penalty": self.step_penalty}
+        return RewardStep(sum(terms.values()), terms, success, obs.operator is not None)
+
+
+class ClassifierSource(RewardSource):
+    name = "classifier"
+    needs_image = True
+
+    def __init__(self, params: ClassifierParams, success_reward: float, step_penalty: float):
+        from robot_rl.rewards.classifier import load_classifier
+
+        if not params.model_path:
+            raise ValueError("source classifier needs classifier.model_path (train one with "
+                             "`robot-rl reward train-classifier`)")
+        self.p, self.success_reward, self.step_penalty = params, success_reward, step_penalty
+        self.model = load_classifier(params.model_path)
+        self.run = 0
+
+    def reset(self) -> None:
+        self.run = 0
+
+    def step(self, obs: Observation) -> RewardStep:
+        if obs.image is None:
+            raise ValueError("the classifier source needs a camera image")
+        confidence = self.model.confidence(obs.image)
+        self.run = self.run + 1 if confidence >= self.p.threshold else 0
+        success = self.run >= self.p.consecutive
+        terms = {"success": self.success_reward if success else 0.0, "step_penalty": self.step_penalty,
+                 "confidence": confidence}
+        return RewardStep(terms["success"] + self.step_penalty, terms, success,
+                          success and self.p.terminate_on_success)
+
+
+class DEGSource(RewardSource):
+    """DEG (reward-free) or, with `success`, DEG+ = DEG + θ·success."""
+
+    needs_image = True
+
+    def __init__(self, params: DEGSourceParams, success: RewardSource | None = None):
+        from robot_rl.rewards.deg import DEGReward, load_encoder
+        from robot_rl.rewards.guidance import load_provider
+
+        if not params.model_path:
+            raise ValueError("source deg needs deg.model_path (train one with `robot-rl deg train`)")
+        self.p = params
+        self.encoder, meta = load_encoder(params.model_path)
+        self.provider = load_provider(params.model_path, params.guidance, self.encoder, meta)
+        self.reward = DEGReward(params, meta["mean_episode_length"])
+        self.success = success
+        self.name = "deg+" if success else "deg"
+        self.needs_image = True
+        self.guidance = None
+
+    def prepare(self, first: Observation, task: str) -> None:
+        if first.image is None:
+            raise ValueError("DEG guidance needs the episode's first camera image")
+        self.guidance = self.provider.make_guidance(first.image, task).latents
+        if self.success:
+            self.success.prepare(first, task)
+
+    def reset(self) -> None:
+        if self.guidance is None:
+            raise RuntimeError("DEG source reset before its guidance was prepared")
+        self.reward.reset(self.guidance)
+        if self.success:
+            self.success.reset()
+
+    def step(self, obs: Observation) -> RewardStep:
+        from robot_rl.rewards.deg import encode
+
+        if obs.image is None:
+            raise ValueError("the DEG source needs a camera image")
+        s = self.reward.step(encode(self.encoder, obs.image)[0])
+        K = self.reward.num_frames
+        terms = {"coarse": self.p.alpha * s.coarse, "fine": self.p.alpha * self.p.beta * s.fine,
+                 "pointer": float(s.pointer), "progress": s.pointer / (K - 1), "similarity": s.similarity}
+        reward, success, done = s.reward, False, self.p.terminate_at_end and s.pointer == K - 1
+        if self.success:
+            inner = self.success.step(obs)
+            success = inner.success
+            terms["success"] = self.p.theta * float(success)
+            terms.update({f"success_{k}": v for k, v in inner.terms.items() if k == "confidence"})
+            reward += terms["success"]
+            done = done or inner.done
+        return RewardStep(reward, terms, success, done)
+
+
+def make_source(cfg: SourceConfig) -> RewardSource:
+    def base(name: str) -> RewardSource:
+        if name == "sim":
+            return SimSource(cfg.success_reward, cfg.step_penalty)
+        if name == "human":
+            return HumanSource(cfg.success_reward, cfg.step_penalty)
+        return ClassifierSource(cfg.classifier, cfg.success_reward, cfg.step_penalty)
+
+    if cfg.source == "deg":
+        return DEGSource(cfg.deg)
+    if cfg.source == "deg+":
+        return DEGSource(cfg.deg, base(cfg.success_source))
+    return base(cfg.source)
