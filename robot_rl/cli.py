@@ -19,6 +19,7 @@ from robot_rl.demo import DemoConfig
 # Modules that add subcommands: each defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMAND_MODULES: list[str] = [
     "robot_rl.data.record",
+    "robot_rl.rl.commands",
     "robot_rl.rl.rft_cli",
     "robot_rl.rewards.cli",
 ]

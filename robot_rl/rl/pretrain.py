@@ -95,3 +95,24 @@ def _tensorboard(logdir: Path):
     except ImportError:  # tensorboard is optional
         return None
     return SummaryWriter(str(logdir))
+
+
+def bc_on_episodes(policy: ChunkPolicy, episodes, steps: int, batch_size: int = 128, lr: float = 3e-3,
+                   seed: int = 0) -> ChunkPolicy:
+    """Behaviour cloning on replay-store episodes (actions already normalised), for toy tasks and tests."""
+    from robot_rl.rl.replay import ReplayStore
+
+    torch.manual_seed(seed)
+    store = ReplayStore(policy.spec.horizon, 0.99)
+    for episode in episodes:
+        store.add(episode)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    policy.train()
+    for _ in range(steps):
+        batch = store.sample(batch_size, rng)
+        loss = policy.loss({"state": torch.as_tensor(batch.states)}, torch.as_tensor(batch.actions)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return policy.eval()
