@@ -22,7 +22,7 @@ MODES = ("poco", "bc", "best_of_n", "actor_gradient")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--env-steps", type=int, default=3000)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--no-write", action="store_true")
@@ -37,11 +37,13 @@ def main(argv=None) -> int:
         curves[mode] = (steps, success.mean(0))
         final = success[:, -3:].mean(1)  # last three evaluations per seed
         clip = np.nanmean([r.metrics[-1].get("q_clip_ratio", np.nan) for r in results]) if mode == "poco" else np.nan
+        worst_dip = (success.min(1) - success[:, 0]).min()  # deepest fall below the prior, any seed, any evaluation
         rows.append([mode, f"{success[:, 0].mean():.2f}", f"{final.mean():.2f} ± {final.std():.2f}",
-                     f"{final.mean() - success[:, 0].mean():+.2f}", f"{clip:.2f}" if mode == "poco" else "",
+                     f"{final.mean() - success[:, 0].mean():+.2f}", f"{worst_dip:+.2f}",
+                     f"{clip:.2f}" if mode == "poco" else "",
                      f"{(time.monotonic() - start) / len(args.seeds):.0f}"])
-    headers = ["learner", "prior success", "final success (mean of last 3 evals)", "change", "q_clip_ratio",
-               "s / run"]
+    headers = ["learner", "prior success", "final success (mean of last 3 evals, ± std over seeds)", "change",
+               "worst dip below the prior", "q_clip_ratio", "s / run"]
     table = markdown_table(headers, rows)
     print(table)
     if args.no_write:
