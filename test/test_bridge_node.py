@@ -112,7 +112,10 @@ def test_estop_holds_position_and_recover_resumes(bridge):
     time.sleep(0.5)
     assert probe.call(Trigger, f"{NS}/arm/stop", Trigger.Request()).success
     wait_for(lambda: state["status"].state == "estop", 5, "estop state")
+    at_stop = state["joints"].copy()
+    time.sleep(0.3)  # the target froze at the stop; the PD-driven arm settles onto it
     held = state["joints"].copy()
+    assert np.abs(held[:7] - at_stop[:7]).max() < 0.05, "arm kept going after the e-stop"
     time.sleep(1.0)
     assert np.abs(state["joints"][:7] - held[:7]).max() < 0.01, "arm moved during e-stop"
     before = rejected(state, "not_ready")

@@ -97,7 +97,9 @@ class LearnerNode(Node):
         self.create_service(Trigger, "learner/save", self.on_save)
         self.create_timer(0.05, self.drain_results)
         threading.Thread(target=self.worker, daemon=True).start()
-        self.publish_weights()
+        # announce the weights (which lets the episode manager start) only once the streams the learner records are
+        # discovered: an episode that began before would reach the learner without its first states, or not at all
+        self.announce_timer = self.create_timer(0.1, self.announce_when_connected)
         self.get_logger().info(f"learner up: {len(self.store)} steps in the store ({len(resumed)} online episodes "
                                f"resumed), policy version {self.version} "
                                f"({'resumed from ' + str(self.state_dir) if resuming else cfg.checkpoint}), "
@@ -211,6 +213,12 @@ class LearnerNode(Node):
             self._publish(blob)
             self.get_logger().info(f"episode {row['episode']} ({row['outcome']}): {row['steps']} updates, "
                                    f"version {row['version']}, q_clip_ratio {row.get('q_clip_ratio', np.nan):.2f}")
+
+    def announce_when_connected(self) -> None:
+        topics = [contract.JOINT_STATES, contract.EE_POSE, contract.EXECUTED_ACTION, contract.REWARD]
+        if all(self.count_publishers(t.name) > 0 for t in topics):
+            self.announce_timer.cancel()
+            self.publish_weights()
 
     def publish_weights(self) -> None:
         self._publish(policy_to_bytes(self.learner.policy, self.version))
