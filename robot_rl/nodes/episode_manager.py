@@ -16,7 +16,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from robot_rl.ros import contract, records
-from robot_rl.ros.node_runtime import ExitRequest, declare_config, run_node
+from robot_rl.ros.node_runtime import ExitRequest, declare_config, decode_or_log, run_node
 
 
 class EpisodeConfig(BaseModel, extra="forbid"):
@@ -45,6 +45,7 @@ class EpisodeManagerNode(Node):
         self.phase = "idle"  # idle | resetting | running | ending
         self.start_requested = self.cfg.autostart
         self.end_request: tuple[str, str] | None = None
+        self.end_stamp: float | None = None
         self.seed: int | None = None
         self.task = ""
         self.start_stamp = 0.0
@@ -77,35 +78,29 @@ class EpisodeManagerNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_reward(self, msg: String) -> None:
-        try:
-            rec = records.decode(msg.data, records.RewardRecord)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored reward record: {err}", throttle_duration_sec=1.0)
+        rec = decode_or_log(self, msg.data, records.RewardRecord)
+        if rec is None:
             return
         if self.phase == "running" and rec.episode == self.episode and rec.stamp >= self.start_stamp:
             if rec.success and self.cfg.terminate_on_success:
-                self.request_end("success", f"{rec.source} reported success")
+                self.request_end("success", f"{rec.source} reported success", rec.stamp)
 
     def on_arm_status(self, msg: String) -> None:
-        try:
-            rec = records.decode(msg.data, records.ArmStatus)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored arm status: {err}", throttle_duration_sec=1.0)
+        rec = decode_or_log(self, msg.data, records.ArmStatus)
+        if rec is None:
             return
         if self.phase == "running" and rec.state in ("estop", "error"):
             self.request_end("interrupted", f"arm is in {rec.state}: {rec.message}")
 
     def on_active(self, msg: String) -> None:
-        try:
-            self.active_version = records.decode(msg.data, records.PolicyVersion).version
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored policy version: {err}")
+        rec = decode_or_log(self, msg.data, records.PolicyVersion)
+        if rec is not None:
+            self.active_version = rec.version
 
     def on_published(self, msg: String) -> None:
-        try:
-            self.published_version = max(self.published_version, records.decode(msg.data, records.PolicyVersion).version)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored policy version: {err}")
+        rec = decode_or_log(self, msg.data, records.PolicyVersion)
+        if rec is not None:
+            self.published_version = max(self.published_version, rec.version)
 
     def waiting_for_weights(self) -> bool:
         """Online RL: start an episode only when the learner has published weights newer than those of the last
@@ -124,9 +119,12 @@ class EpisodeManagerNode(Node):
             return False
         return True
 
-    def request_end(self, outcome: str, reason: str) -> None:
+    def request_end(self, outcome: str, reason: str, stamp: float | None = None) -> None:
+        """End the running episode; `stamp` is when it ended in robot time, if known (a reward record's stamp; the
+        clock this node reads can lag behind it on a loaded machine)."""
         if self.end_request is None:
             self.end_request = (outcome, reason)
+            self.end_stamp = stamp
 
     def on_start(self, _req, resp):
         self.start_requested = True
@@ -197,7 +195,7 @@ class EpisodeManagerNode(Node):
 
     def after_disable(self, _future) -> None:
         outcome, reason = self.end_request
-        end = max(self.now(), self.start_stamp)
+        end = self.end_stamp if self.end_stamp is not None else max(self.now(), self.start_stamp)
         steps = int(round((end - self.start_stamp) / self.period))
         result = {"episode": self.episode, "task": self.task, "seed": self.seed, "outcome": outcome,
                   "steps": steps, "duration_s": round(end - self.start_stamp, 4), "reason": reason}

@@ -32,7 +32,7 @@ from robot_rl.rl.offline import offline_episodes
 from robot_rl.rl.poco import POCOConfig, POCOLearner
 from robot_rl.rl.replay import Episode, ReplayStore, load_episodes, save_episode
 from robot_rl.ros import contract, convert, records
-from robot_rl.ros.node_runtime import declare_config, run_node
+from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 
 CRITIC_FILE = "critic.safetensors"
 
@@ -149,19 +149,15 @@ class LearnerNode(Node):
         self.assembler.add_action(chunk.stamp, chunk.points[0], is_intervention=chunk.source == "teleop")
 
     def on_reward(self, msg: String) -> None:
-        try:
-            rec = records.decode(msg.data, records.RewardRecord)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored reward record: {err}", throttle_duration_sec=1.0)
+        rec = decode_or_log(self, msg.data, records.RewardRecord)
+        if rec is None:
             return
         if self.episode is None or rec.episode == self.episode:  # `running` may not have arrived yet
             self.assembler.add_reward(rec.stamp, rec.reward, rec.success)
 
     def on_status(self, msg: String) -> None:
-        try:
-            status = records.decode(msg.data, records.EpisodeStatus)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored episode status: {err}")
+        status = decode_or_log(self, msg.data, records.EpisodeStatus)
+        if status is None:
             return
         if status.state == "running" and status.episode != self.episode:
             self.episode, self.start_stamp = status.episode, status.stamp

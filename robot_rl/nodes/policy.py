@@ -22,7 +22,7 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_rl.core.observation import StaleStream, StreamBuffer
 from robot_rl.core.types import ActionChunk
 from robot_rl.ros import contract, convert, records
-from robot_rl.ros.node_runtime import declare_config, run_node
+from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 
 
 class PolicyConfig(BaseModel, extra="forbid"):
@@ -98,10 +98,8 @@ class PolicyNode(Node):
         self.create_timer(0.01, self.try_plan)
 
     def on_status(self, msg: String) -> None:
-        try:
-            status = records.decode(msg.data, records.EpisodeStatus)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored episode status: {err}")
+        status = decode_or_log(self, msg.data, records.EpisodeStatus)
+        if status is None:
             return
         if status.state == "running" and status.episode != self.episode:
             self.apply_staged()  # weights change only at an episode boundary
@@ -142,10 +140,8 @@ class PolicyNode(Node):
 
     # ---- weights: checked by sha256, swapped only between episodes -------------------------------------------
     def on_version(self, msg: String) -> None:
-        try:
-            rec = records.decode(msg.data, records.PolicyVersion)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored policy version: {err}")
+        rec = decode_or_log(self, msg.data, records.PolicyVersion)
+        if rec is None:
             return
         self.expected_sha[rec.version] = rec.sha256
         if self.unannounced is not None and self.unannounced[1] == rec.sha256:  # the weights came first
@@ -211,10 +207,8 @@ class PolicyNode(Node):
         self.pub_active.publish(String(data=records.encode(rec)))
 
     def on_task_state(self, msg: String) -> None:
-        try:
-            rec = records.decode(msg.data, records.TaskState)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored task state: {err}", throttle_duration_sec=1.0)
+        rec = decode_or_log(self, msg.data, records.TaskState)
+        if rec is None:
             return
         self.streams.add("task_state", rec.stamp, rec.state)
         self.try_plan()

@@ -43,7 +43,7 @@ from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
 from robot_rl.data.features import STATE_NAMES, state_vector
 from robot_rl.data.lerobot import DatasetError, LeRobotWriter
 from robot_rl.ros import contract, convert, records
-from robot_rl.ros.node_runtime import ExitRequest, declare_config, run_node
+from robot_rl.ros.node_runtime import ExitRequest, declare_config, decode_or_log, run_node
 
 
 class RecorderConfig(BaseModel, extra="forbid"):
@@ -278,10 +278,8 @@ class RecorderNode(Node):
         self.complete_frames()
 
     def on_reward(self, msg: String) -> None:
-        try:
-            rec = records.decode(msg.data, records.RewardRecord)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored reward record: {err}", throttle_duration_sec=1.0)
+        rec = decode_or_log(self, msg.data, records.RewardRecord)
+        if rec is None:
             return
         self.rewards[_key(rec.stamp)] = (rec.reward, rec.success)
 
@@ -351,10 +349,8 @@ class RecorderNode(Node):
 
     # ---- episodes ---------------------------------------------------------------------------------------------
     def on_status(self, msg: String) -> None:
-        try:
-            status = records.decode(msg.data, records.EpisodeStatus)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored episode status: {err}")
+        status = decode_or_log(self, msg.data, records.EpisodeStatus)
+        if status is None:
             return
         self.status_seen = True
         if status.state == "running" and status.episode != self.episode:

@@ -22,7 +22,7 @@ from std_msgs.msg import String
 
 from robot_rl.rewards.sources import Observation, RewardSource, SourceConfig, make_source
 from robot_rl.ros import contract, convert, records
-from robot_rl.ros.node_runtime import ConfigError, declare_config, run_node
+from robot_rl.ros.node_runtime import ConfigError, declare_config, decode_or_log, run_node
 
 
 class RewardConfig(SourceConfig, extra="forbid"):
@@ -61,10 +61,8 @@ class RewardNode(Node):
 
     # ---- episode bookkeeping -----------------------------------------------------------------------------------
     def on_status(self, msg: String) -> None:
-        try:
-            status = records.decode(msg.data, records.EpisodeStatus)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored episode status: {err}")
+        status = decode_or_log(self, msg.data, records.EpisodeStatus)
+        if status is None:
             return
         if status.state == "running":
             if status.episode != self.episode:
@@ -80,10 +78,8 @@ class RewardNode(Node):
 
     # ---- inputs ----------------------------------------------------------------------------------------------------
     def on_task_state(self, msg: String) -> None:
-        try:
-            rec = records.decode(msg.data, records.TaskState)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored task state: {err}", throttle_duration_sec=1.0)
+        rec = decode_or_log(self, msg.data, records.TaskState)
+        if rec is None:
             return
         self.last_task_state = rec.state
         if self.cfg.source == "sim" and self.episode is not None and rec.stamp >= self.start_stamp:

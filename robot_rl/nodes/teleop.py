@@ -23,7 +23,7 @@ from std_srvs.srv import Trigger
 
 from robot_rl.core.types import EE_SPACE_NAMES, ActionChunk
 from robot_rl.ros import contract, convert, records
-from robot_rl.ros.node_runtime import declare_config, run_node
+from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 from robot_rl.teleop import Gamepad, GamepadMap, Keyboard, KeyMap, SpaceMouse, TeleopInput, TerminalKeys
 from robot_rl.teleop import ee_delta
 
@@ -156,10 +156,8 @@ class TeleopNode(Node):
         self.call_in_flight = (name, client.call_async(Trigger.Request()))
 
     def on_status(self, msg: String) -> None:
-        try:
-            status = records.decode(msg.data, records.EpisodeStatus)
-        except records.RecordError as err:
-            self.get_logger().error(f"ignored episode status: {err}")
+        status = decode_or_log(self, msg.data, records.EpisodeStatus)
+        if status is None:
             return
         self.running_episode = status.episode if status.state == "running" else None
         if self.cfg.mode == "collect":

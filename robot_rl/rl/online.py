@@ -103,4 +103,5 @@ def finetune(env: gym.Env, learner: POCOLearner, store: ReplayStore, cfg: Online
 def _mean(rows: list[dict]) -> dict:
     if not rows:
         return {}
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+    columns = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
+    return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in columns.items()}

@@ -16,7 +16,10 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
+from robot_rl.ros import records
+
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+RecordT = TypeVar("RecordT", bound=records.Record)
 ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
 
@@ -75,6 +78,16 @@ def declare_config(node: Node, model_cls: type[ConfigT]) -> ConfigT:
     except ValidationError as err:
         problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in err.errors())
         raise ConfigError(f"{node.get_fully_qualified_name()}: bad parameter {problems} (from {where})") from None
+
+
+def decode_or_log(node: Node, text: str, record_type: type[RecordT]) -> RecordT | None:
+    """A JSON record validated against its schema, or None after an error log naming what was wrong (throttled to
+    one a second): a bad record from another process never raises into a node's callback."""
+    try:
+        return records.decode(text, record_type)
+    except records.RecordError as err:
+        node.get_logger().error(f"ignored {record_type.__name__} record: {err}", throttle_duration_sec=1.0)
+        return None
 
 
 class ExitRequest(Exception):
