@@ -83,8 +83,8 @@ def plot_learning_curve(online: list[dict], learner_log: list[dict], before: flo
     window = max(1, min(5, len(wins)))
     fig, (ax, ax_q) = plt.subplots(1, 2, figsize=(10, 3.8))
     if len(wins):
-        ax.plot(np.arange(1, len(wins) + 1), np.convolve(wins, np.ones(window) / window, mode="full")[: len(wins)],
-                label=f"online episodes (mean of last {window})")
+        trailing = [wins[max(0, i - window + 1): i + 1].mean() for i in range(len(wins))]
+        ax.plot(np.arange(1, len(wins) + 1), trailing, label=f"online episodes (mean of last {window})")
     ax.axhline(before, color="grey", ls="--", label=f"prior, eval {before:.0%}")
     ax.axhline(after, color="green", ls="--", label=f"fine-tuned, eval {after:.0%}")
     ax.set(xlabel="online episode", ylabel="success", ylim=(-0.05, 1.05), title=title)
