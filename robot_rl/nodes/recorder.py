@@ -140,6 +140,9 @@ def _key(stamp: float) -> int:
     return int(round(stamp * 1e6))
 
 
+MAX_REWARD_LAG = 30  # frames (2 s at 15 Hz) a frame waits for its reward record before it is written with 0
+
+
 def _nearest(table: dict[int, object], stamp: float, tolerance: float) -> int | None:
     """The key of `table` nearest to `stamp` within `tolerance` (stamps sit on a physics-step grid), or None."""
     key = _key(stamp)
@@ -311,8 +314,13 @@ class RecorderNode(Node):
             frame = self.build_frame(t, *self.actions.pop(key))
             if frame is not None:
                 self.ready.append(frame)
-        while len(self.ready) > 2:   # two frames of lag: the reward for t arrives one control period later
+        # a frame waits for its reward (stamped one period later, from another process) up to MAX_REWARD_LAG frames;
+        # the newest frame always stays, so the episode's end can still mark it done
+        while len(self.ready) > 1 and (self.reward_arrived(self.ready[0]) or len(self.ready) > MAX_REWARD_LAG):
             self.emit(self.ready.pop(0), done=False)
+
+    def reward_arrived(self, frame: dict) -> bool:
+        return _nearest(self.rewards, frame["t"] + frame["dt"], 0.25 * frame["dt"]) is not None
 
     def build_frame(self, t: float, action: np.ndarray, teleop: bool, dt: float) -> dict | None:
         try:
@@ -337,6 +345,8 @@ class RecorderNode(Node):
             self.first_t = frame["t"]   # timestamps count from the first recorded frame
         key = _nearest(self.rewards, frame["t"] + frame["dt"], 0.25 * frame["dt"])
         reward = self.rewards.pop(key)[0] if key is not None else 0.0
+        if key is None:
+            self.count("frames_without_reward")
         self.count("frames")
         self.count("interventions", int(frame["is_intervention"]))
         self.jobs.put(("frame", dict(state=frame["state"], action=frame["action"], reward=reward, done=done,
