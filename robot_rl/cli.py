@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from robot_rl.demo import DemoConfig
+from robot_rl.demo import DemoConfig, run_demo
 
 # Modules that add subcommands: each defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMAND_MODULES: list[str] = [
@@ -82,8 +82,6 @@ def cmd_sim_check(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from robot_rl.demo import run_demo
-
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
     run_demo(DemoConfig(task=args.task, mode=args.mode, online_episodes=args.online_episodes,
                         eval_episodes=args.eval_episodes, demo_episodes=args.demo_episodes, seed=args.seed,

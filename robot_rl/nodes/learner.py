@@ -25,6 +25,7 @@ from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from robot_rl.core.stamps import stamp_key
 from robot_rl.data.features import environment_vector, state_vector
 from robot_rl.policies import load_policy, policy_to_bytes, save_policy, sha256_hex
 from robot_rl.rl.assembler import EpisodeAssembler
@@ -121,7 +122,7 @@ class LearnerNode(Node):
             self.get_logger().error(f"ignored task state: {err}", throttle_duration_sec=1.0)
 
     def _merge(self, stamp: float, part: str, value) -> None:
-        key = round(stamp * 1e6)  # µs: header stamps (sec, nanosec) and record floats of one tick compare equal
+        key = stamp_key(stamp)
         self.pending[part][key] = value
         if all(key in self.pending[p] for p in self.parts):
             values = {p: self.pending[p].pop(key) for p in self.parts}

@@ -39,6 +39,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl.core.observation import StaleStream, StreamBuffer
+from robot_rl.core.stamps import nearest_key, stamp_key
 from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
 from robot_rl.data.features import STATE_NAMES, state_vector
 from robot_rl.data.lerobot import DatasetError, LeRobotWriter
@@ -136,20 +137,11 @@ class McapBag:
             self.file.close()
 
 
-def _key(stamp: float) -> int:
-    return int(round(stamp * 1e6))
-
-
 MAX_REWARD_LAG = 30  # frames (2 s at 15 Hz) a frame waits for its reward record before it is written with 0
 
 
 def _nearest(table: dict[int, object], stamp: float, tolerance: float) -> int | None:
-    """The key of `table` nearest to `stamp` within `tolerance` (stamps sit on a physics-step grid), or None."""
-    key = _key(stamp)
-    if key in table:
-        return key
-    best = min(table, key=lambda k: abs(k - key), default=None)
-    return best if best is not None and abs(best - key) <= _key(tolerance) else None
+    return nearest_key(table, stamp_key(stamp), stamp_key(tolerance))
 
 
 class RecorderNode(Node):
@@ -272,7 +264,7 @@ class RecorderNode(Node):
             self.count("foreign_actions")   # e.g. a joint-space hold while recording EE deltas
             return
         target = chunk.target_time(0)
-        self.actions[_key(target)] = (chunk.points[0], chunk.source == "teleop", chunk.dt)
+        self.actions[stamp_key(target)] = (chunk.points[0], chunk.source == "teleop", chunk.dt)
         if self.episode is not None and self.origin is None and target >= self.start_stamp - 1e-6:
             # the grid starts at the episode's first executed action (the arm is enabled after the reset)
             self.origin = self.next_frame = target
@@ -284,7 +276,7 @@ class RecorderNode(Node):
         rec = decode_or_log(self, msg.data, records.RewardRecord)
         if rec is None:
             return
-        self.rewards[_key(rec.stamp)] = (rec.reward, rec.success)
+        self.rewards[stamp_key(rec.stamp)] = (rec.reward, rec.success)
 
     def on_discard(self, _req, resp):
         if self.episode is None:
@@ -303,7 +295,7 @@ class RecorderNode(Node):
         while self.frame_times:
             t = self.frame_times[0]
             key = _nearest(self.actions, t, 0.25 * self.period)
-            late = final or any(k > _key(t + 0.5 * self.period) for k in self.actions)
+            late = final or any(k > stamp_key(t + 0.5 * self.period) for k in self.actions)
             pose_in = (self.streams.newest_stamp("ee_pose") or -np.inf) >= t - 1e-6
             if not late and (key is None or not pose_in):
                 return   # still in flight
@@ -382,10 +374,11 @@ class RecorderNode(Node):
         self.ready.clear()
         self.counts = {}
         self.wall_start = time.monotonic()
+        start = stamp_key(status.stamp) - 1
         for table in (self.actions, self.rewards):
-            for key in [k for k in table if k < _key(status.stamp) - 1]:
+            for key in [k for k in table if k < start]:
                 del table[key]
-        for key in sorted(k for k in self.actions if k >= _key(status.stamp) - 1)[:1]:   # arrived before the status
+        for key in sorted(k for k in self.actions if k >= start)[:1]:   # arrived before the status
             self.origin = self.next_frame = key * 1e-6
             for stamp in list(self.joint_stamps):
                 self.open_frame(stamp)

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from robot_rl.core.stamps import nearest_key, stamp_key
 from robot_rl.rl.replay import Episode
 
 
 MAX_BUFFERED_STATES = 10_000
-
-
-def _key(stamp: float) -> int:
-    return int(round(stamp * 1e6))  # stamps compared at microsecond resolution
 
 
 class EpisodeAssembler:
@@ -32,36 +29,36 @@ class EpisodeAssembler:
     def discard_before(self, stamp: float) -> None:
         """Forget everything stamped more than a period before `stamp` (an episode starts there). States arrive
         on their own topics and may come before the episode's `running` status, so they are kept between episodes."""
-        oldest = _key(stamp - self.period)
+        oldest = stamp_key(stamp - self.period)
         for table in (self.states, self.actions, self.rewards):
             for k in [k for k in table if k < oldest]:
                 del table[k]
 
     def add_state(self, stamp: float, state: np.ndarray) -> None:
-        key = _key(stamp)
+        key = stamp_key(stamp)
         self.states[key] = np.asarray(state, dtype=np.float32)
         if len(self.states) > MAX_BUFFERED_STATES:  # idle between episodes: keep only the newest
             self.discard_before(stamp - MAX_BUFFERED_STATES * self.period / 2)
 
     def add_action(self, stamp: float, action: np.ndarray, is_intervention: bool) -> None:
-        self.actions[_key(stamp)] = (np.asarray(action, dtype=np.float32), is_intervention)
+        self.actions[stamp_key(stamp)] = (np.asarray(action, dtype=np.float32), is_intervention)
 
     def add_reward(self, stamp: float, reward: float, success: bool) -> None:
-        self.rewards[_key(stamp)] = (float(reward), bool(success))
+        self.rewards[stamp_key(stamp)] = (float(reward), bool(success))
 
     def finish(self, start_stamp: float) -> tuple[Episode | None, str]:
         """The episode since `start_stamp` (actions in raw units) and a note on any ticks left out, or None and the
         reason it could not be built. Leading ticks without a state are skipped (the first states can beat DDS
         discovery); a later gap ends the episode at the last transition whose next state arrived."""
-        step = _key(self.period)
-        ticks = sorted(k for k in self.actions if k >= _key(start_stamp) - step // 2)  # stamps jitter on the grid
-        states = [_key_near(self.states, k, step) for k in ticks]  # ticks sit on the physics grid, not k·dt apart
+        step = stamp_key(self.period)
+        ticks = sorted(k for k in self.actions if k >= stamp_key(start_stamp) - step // 2)  # stamps jitter on the grid
+        states = [nearest_key(self.states, k, step // 2) for k in ticks]  # ticks jitter on the physics grid
         first = next((i for i, s in enumerate(states) if s is not None), None)
         if first is None:
             return None, "no executed action has a state"
         rows, terminated, note = [], False, f"{first} first action(s) had no state; " if first else ""
         for i in range(first, len(ticks)):
-            following = _key_near(self.states, ticks[i] + step, step)  # s_{t+dt}, also the next row's state
+            following = nearest_key(self.states, ticks[i] + step, step // 2)  # s_{t+dt}, also the next row's state
             if following is None:
                 note += f"no state after the action at t={ticks[i] * 1e-6:.3f}: episode cut there"
                 break
@@ -80,13 +77,5 @@ class EpisodeAssembler:
         return episode, note
 
     def _reward_after(self, k: int, step: int) -> tuple[float, bool]:
-        near = _key_near(self.rewards, k + step, step)
+        near = nearest_key(self.rewards, k + step, step // 2)
         return self.rewards[near] if near is not None else (0.0, False)
-
-
-def _key_near(table: dict[int, object], key: int, step: int) -> int | None:
-    """The entry at `key`, or the nearest within half a period (stamps on a physics grid)."""
-    if key in table:
-        return key
-    best = min(table, key=lambda k: abs(k - key), default=None)
-    return best if best is not None and abs(best - key) <= step // 2 else None
