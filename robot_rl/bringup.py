@@ -24,6 +24,7 @@ import argparse
 import importlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from robot_rl.nodes import NODE_EXECUTABLES
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 ROS_BUILTIN_KEYS = {"use_sim_time"}
+ROS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a node name, or one token of a namespace
 
 
 class GraphError(ValueError):
@@ -97,13 +99,26 @@ def load_graph(path: str | Path, base: Path = PACKAGE_ROOT) -> Graph:
         exe = entry["executable"]
         if exe not in NODE_EXECUTABLES:
             raise GraphError(f"{path}: nodes[{i}].executable {exe!r} is not a robot_rl node {sorted(NODE_EXECUTABLES)}")
-        nodes.append(NodeSpec(exe, entry.get("name", exe), dict(entry.get("params") or {})))
-    files = [resolve(p, base) for p in raw.get("params_files") or []]
+        name = entry.get("name", exe)
+        if not isinstance(name, str) or not ROS_NAME.match(name):
+            raise GraphError(f"{path}: nodes[{i}].name {name!r} is not a valid ROS node name")
+        if name in {n.name for n in nodes}:
+            raise GraphError(f"{path}: nodes[{i}].name {name!r} is used twice; give one of them another 'name'")
+        params = entry.get("params") or {}
+        if not isinstance(params, dict):
+            raise GraphError(f"{path}: nodes[{i}].params must be a mapping of parameter names to values")
+        nodes.append(NodeSpec(exe, name, dict(params)))
+    files = raw.get("params_files") or []
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise GraphError(f"{path}: 'params_files' must be a list of file paths")
+    files = [resolve(p, base) for p in files]
     for f in files:
         if not f.is_file():
             raise GraphError(f"{path}: params file {f} does not exist")
-    graph = Graph(str(raw.get("name", path.stem)), str(raw.get("namespace", "")).strip("/"), files, nodes,
-                  raw.get("exit_when"), path)
+    namespace = str(raw.get("namespace", "")).strip("/")
+    if namespace and not all(ROS_NAME.match(token) for token in namespace.split("/")):
+        raise GraphError(f"{path}: namespace {namespace!r} is not a valid ROS namespace")
+    graph = Graph(str(raw.get("name", path.stem)), namespace, files, nodes, raw.get("exit_when"), path)
     if graph.exit_when is not None and graph.exit_when not in {n.name for n in nodes}:
         raise GraphError(f"{path}: exit_when {graph.exit_when!r} names no node of the graph")
     return graph
@@ -128,6 +143,8 @@ def node_parameters(params_file: Path, node_name: str, namespace: str) -> dict:
             continue
         if not isinstance(section, dict) or set(section) != {"ros__parameters"}:
             raise GraphError(f"{params_file}: section {key!r} must hold exactly 'ros__parameters'")
+        if not isinstance(section["ros__parameters"] or {}, dict):
+            raise GraphError(f"{params_file}: {key}.ros__parameters must be a mapping of parameter names to values")
         found.update(_flatten(section["ros__parameters"] or {}))
     return found
 
@@ -189,6 +206,8 @@ def validate(graph: Graph) -> None:
 def apply_overrides(graph: Graph, namespace: str | None, sets: list[str]) -> None:
     if namespace is not None:
         graph.namespace = namespace.strip("/")
+        if graph.namespace and not all(ROS_NAME.match(token) for token in graph.namespace.split("/")):
+            raise GraphError(f"--namespace {namespace!r} is not a valid ROS namespace")
     by_name = {n.name: n for n in graph.nodes}
     for item in sets:
         target, _, value = item.partition("=")
@@ -233,11 +252,20 @@ class GraphProcess:
 
     def start(self) -> None:
         for spec in self.graph.nodes:
-            proc = subprocess.Popen(node_command(self.graph, spec), env=self.env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            self.procs[spec.name] = proc
-            self.logs[spec.name] = []
-            threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True).start()
+            self._start_node(spec)
+
+    def _start_node(self, spec: NodeSpec) -> None:
+        proc = subprocess.Popen(node_command(self.graph, spec), env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.procs[spec.name] = proc
+        self.logs.setdefault(spec.name, [])
+        threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True).start()
+
+    def restart(self, name: str) -> None:
+        """Start node `name` again with the same command line (after it died or was killed); its log continues."""
+        if self.procs[name].poll() is None:
+            raise RuntimeError(f"node {name!r} is still running")
+        self._start_node(next(spec for spec in self.graph.nodes if spec.name == name))
 
     def _pump(self, name: str, proc: subprocess.Popen) -> None:
         for line in proc.stdout:

@@ -14,6 +14,7 @@ import rclpy
 from pydantic import BaseModel, ValidationError
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 from robot_rl.ros import records
@@ -103,7 +104,11 @@ def run_node(node_factory, args: list[str] | None = None) -> int:
 
     A node may define `loop(executor)` to own its main loop (the bridge steps physics there); otherwise it spins.
     """
-    rclpy.init(args=args if args is not None else sys.argv)
+    try:
+        rclpy.init(args=args if args is not None else sys.argv)
+    except _rclpy.RCLError as err:  # e.g. a params file rcl cannot parse: the message names the file and line
+        print(f"[robot_rl] configuration error: {err}", file=sys.stderr, flush=True)
+        return 2
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     code = 0
     node = None
