@@ -1,4 +1,7 @@
-"""Gymnasium envs on PandaSim: normalised EE-delta actions at 15 Hz, sparse success reward."""
+"""Gymnasium envs on PandaSim: normalised EE-delta actions at 15 Hz, sparse success reward.
+
+Every action goes through the same SafetyFilter steps as in the MuJoCo bridge and the arm node (EE step norms,
+workspace box, joint step), so a policy scores the same here as through the ROS graph."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from robot_rl.core.safety import SafetyFilter, SafetyLimits
 from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, environment_vector
 from robot_rl.sim.expert import MAX_STEP_M, MAX_STEP_RAD
 from robot_rl.sim.panda_sim import PandaSim
@@ -24,7 +28,8 @@ STATE_BOUND = 10.0  # every entry is a position (m), quaternion component or joi
 
 
 class PandaTaskEnv(gym.Env):
-    """Action: EE delta in [-1, 1]^7 (0.01 m / 0.06 rad per step, gripper -1..1 -> 0..0.08 m width).
+    """Action: EE delta in [-1, 1]^7 (0.01 m / 0.06 rad per step, gripper -1..1 -> 0..0.08 m width); the
+    translation and rotation are then clipped to those step limits in norm, as the robot's safety filter does.
     Observation: {"state": float32 (15,), "environment_state": float32 (10,) object + goal} plus one uint8 image
     per configured camera."""
 
@@ -38,6 +43,9 @@ class PandaTaskEnv(gym.Env):
         self.sim = PandaSim(task, variant=variant, cameras=render_cameras,
                             render=bool(self.cameras) or render_mode == "rgb_array")
         self.max_steps = max_steps
+        lower, upper = self.sim.joint_limits()
+        self.safety = SafetyFilter(SafetyLimits(), lower, upper, forward_kinematics=self.sim.tcp_position_at)
+        self.joint_target = self.sim.joint_positions()
         self.substeps = round(1.0 / (CONTROL_HZ * self.sim.physics_dt))
         self.action_scale = np.array([MAX_STEP_M] * 3 + [MAX_STEP_RAD] * 3)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
@@ -63,14 +71,17 @@ class PandaTaskEnv(gym.Env):
         super().reset(seed=seed)
         # a given seed places the scene exactly as the MuJoCo bridge does for that episode seed
         self.sim.reset(seed if seed is not None else int(self.np_random.integers(2**31 - 1)))
+        self.joint_target = self.sim.joint_positions()
         self.steps = 0
         return self._observation(), {"success": False, "task_state": self.sim.task_state()}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict[str, Any]]:
         action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
-        delta = np.r_[action[:6] * self.action_scale, (action[6] + 1.0) / 2.0 * MAX_GRIPPER_WIDTH]
-        q, width = self.sim.apply_ee_delta(delta)
-        self.sim.set_joint_target(q, width)
+        delta = self.safety.limit_ee_delta(np.r_[action[:6] * self.action_scale,
+                                                 (action[6] + 1.0) / 2.0 * MAX_GRIPPER_WIDTH])
+        q, width = self.sim.apply_ee_delta(delta, clip_position=self.safety.limit_ee_target)
+        self.joint_target = self.safety.limit_joint_target(np.append(q, width), self.joint_target)
+        self.sim.set_joint_target(self.joint_target[:7], self.joint_target[7])
         self.sim.step(self.substeps)
         self.steps += 1
         success = self.sim.success()
