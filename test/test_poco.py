@@ -6,7 +6,7 @@ import torch
 from robot_rl.policies.base import PolicySpec
 from robot_rl.policies.flow import FlowMatchingPolicy
 from robot_rl.rl.poco import POCOConfig, POCOLearner, clipped_posterior_loss, posterior_weights
-from robot_rl.rl.replay import Episode, ReplayStore
+from robot_rl.rl.replay import Episode, ReplayStore, intervention_segments, load_episodes, save_episode
 
 
 def test_weights_tend_to_argmax_as_temperature_goes_to_zero():
@@ -64,10 +64,10 @@ def test_replay_chunks_returns_and_bootstrap():
     store = ReplayStore(horizon=3, gamma=0.5)
     store.add(chain_episode(4))  # rewards 0, 0, 0, 1 ; terminal
     ep = store.episodes[0]
-    s, a, R, s_next, m = store._chunk(ep, 0)
-    assert R == 0.0 and m == 1.0 and np.array_equal(s_next, ep.states[3])
-    s, a, R, s_next, m = store._chunk(ep, 2)  # steps 2, 3 and one past the end
-    assert R == pytest.approx(0.5 * 1.0) and m == 0.0 and a.shape == (3, 1)
+    s, a, R, s_next, m, t, end = store._chunk(ep, 0)
+    assert R == 0.0 and m == 1.0 and np.array_equal(s_next, ep.states[3]) and (t, end) == (0, 3)
+    s, a, R, s_next, m, t, end = store._chunk(ep, 2)  # steps 2, 3 and one past the end
+    assert R == pytest.approx(0.5 * 1.0) and m == 0.0 and a.shape == (3, 1) and end == 4
     truncated = Episode(ep.states, ep.actions, ep.rewards, terminated=False)
     assert ReplayStore(3, 0.5)._chunk(truncated, 2)[4] == 1.0  # a timeout is bootstrapped
 
@@ -101,16 +101,17 @@ def test_best_of_n_acts_with_the_highest_q_candidate():
     obs = {"state": torch.zeros(2, 3)}
     chosen = learner.act(obs)
     assert chosen.shape == (2, 2, 1)
-    q_chosen = learner._target_q(obs, chosen)
+    features = learner._features(obs)
+    q_chosen = learner._target_q(features, chosen)
     others = learner.policy.sample_normalized(obs, 16)
-    q_others = learner._target_q(learner._repeat(obs, 16), others.flatten(0, 1)).view(2, 16)
+    q_others = learner._target_q(features.repeat_interleave(16, 0), others.flatten(0, 1)).view(2, 16)
     assert (q_chosen >= q_others.median(1).values).all()
 
 
 class SumCritic(torch.nn.Module):
     """Q(s, A) = Σ A: prefers chunks at +1 everywhere (one ensemble member)."""
 
-    def forward(self, state, chunk):
+    def forward(self, features, chunk):
         return chunk.flatten(1).sum(1)[None]
 
 
@@ -153,3 +154,61 @@ def test_critic_state_round_trip_and_size_mismatch_is_refused():
     wider = POCOLearner(tiny_policy(3), POCOConfig(critic_hidden=64), seed=0)
     with pytest.raises(ValueError, match="critic state does not fit"):
         wider.load_critic_tensors(a.critic_tensors())
+
+
+def image_episode(length, cameras=("front",), size=16, seed=0):
+    """An episode whose frame t is filled with the value t, so a sampled image names the step it came from."""
+    ep = chain_episode(length)
+    frames = np.broadcast_to(np.arange(length + 1, dtype=np.uint8)[:, None, None, None], (length + 1, size, size, 3))
+    return Episode(ep.states, ep.actions, ep.rewards, True, source="offline",
+                   images={cam: frames.copy() for cam in cameras})
+
+
+def test_replay_images_travel_with_their_states_and_persist(tmp_path):
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(image_episode(6))
+    batch = store.sample(32, np.random.default_rng(0))
+    step = batch.states.argmax(1)  # the one-hot state says which step was sampled
+    assert (batch.images["front"][:, 0, 0, 0] == step).all()
+    assert (batch.next_images["front"][:, 0, 0, 0] == batch.next_states.argmax(1)).all()
+    save_episode(store.episodes[0], tmp_path, 0)
+    loaded = load_episodes(tmp_path)[0]
+    assert np.array_equal(loaded.images["front"], store.episodes[0].images["front"])
+
+
+def test_replay_refuses_episodes_of_another_schema():
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(image_episode(4))
+    with pytest.raises(ValueError, match="schema"):
+        store.add(chain_episode(4))  # no images
+    with pytest.raises(ValueError, match="schema"):
+        store.add(image_episode(4, cameras=("wrist",)))
+    with pytest.raises(ValueError, match="uint8"):
+        Episode(np.zeros((3, 2), np.float32), np.zeros((2, 1), np.float32), np.zeros(2, np.float32), False,
+                images={"front": np.zeros((3, 8, 8, 3), np.float32)})
+
+
+def test_poco_updates_an_image_policy_without_training_its_encoder_through_the_critic():
+    torch.manual_seed(0)
+    spec = PolicySpec(type="flow", action_names=["a0"], state_dim=6, horizon=2, execute_steps=2, hidden_dim=32,
+                      depth=2, flow_steps=3, cameras=["front"], image_size=16)
+    learner = POCOLearner(FlowMatchingPolicy(spec), POCOConfig(num_candidates=4, batch_size=8, warmup_updates=0,
+                                                               bc_weight=0.0, beta=0.0), seed=0)
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(image_episode(5))
+    encoder = [p.detach().clone() for p in learner.policy.encoder.parameters()]
+    critic = [p.detach().clone() for p in learner.critic.parameters()]
+    m = learner.update(store.sample(8, np.random.default_rng(0)))  # β = c_bc = 0: only the critic's loss acts
+    assert np.isfinite([m.critic_loss, m.q_clip_ratio, m.weight_ess]).all()
+    assert all(torch.equal(a, b) for a, b in zip(encoder, learner.policy.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(critic, learner.critic.parameters()))
+
+
+def test_intervention_stretches_become_demonstrations():
+    ep = chain_episode(6)  # terminal success at the last step
+    ep.interventions = np.array([0, 1, 1, 0, 1, 1], bool)
+    first, last = intervention_segments(ep)
+    assert np.array_equal(first.states, ep.states[1:4]) and np.array_equal(first.actions, ep.actions[1:3])
+    assert not first.terminated and first.source == "offline" and first.interventions.all()
+    assert np.array_equal(last.rewards, ep.rewards[4:6]) and last.terminated  # it ended the episode
+    assert intervention_segments(chain_episode(3)) == []

@@ -589,15 +589,22 @@ class ActionChunks(NamedTuple):
     actions: np.ndarray         # (N, H, A) float32: a_t .. a_{t+H-1}, the last action repeated past the episode end
     mask: np.ndarray            # (N, H) bool: True where the step lies inside the episode
     episode_index: np.ndarray   # (N,) int64
+    images: dict[str, np.ndarray] = {}  # {camera: (N, H, W, 3) uint8} when asked for
 
 
-def chunk_dataset(reader: LeRobotReader, horizon: int) -> ActionChunks:
-    """(state_t, action chunk, validity mask) for every frame of every episode."""
+def chunk_dataset(reader: LeRobotReader, horizon: int, cameras: Sequence[str] = ()) -> ActionChunks:
+    """(state_t, action chunk, validity mask) for every frame of every episode, + the named cameras' frames."""
     if horizon < 1:
         raise ValueError("horizon must be >= 1")
+    missing = sorted(set(cameras) - set(reader.cameras))
+    if missing:
+        raise DatasetError(f"{reader.root}: no camera(s) {missing} (the dataset has {reader.cameras})")
     states, actions, masks, episodes = [], [], [], []
+    frames: dict[str, list[np.ndarray]] = {camera: [] for camera in cameras}
     for i in range(reader.num_episodes):
-        ep = reader.episode(i)
+        ep = reader.episode(i, images=bool(cameras))
+        for camera in cameras:
+            frames[camera].append(ep[f"images.{camera}"])
         length = len(ep["action"])
         steps = np.arange(length)[:, None] + np.arange(horizon)[None, :]
         states.append(ep["state"])
@@ -607,4 +614,4 @@ def chunk_dataset(reader: LeRobotReader, horizon: int) -> ActionChunks:
     if not states:
         raise DatasetError(f"{reader.root}: no episodes")
     return ActionChunks(np.concatenate(states), np.concatenate(actions), np.concatenate(masks),
-                        np.concatenate(episodes))
+                        np.concatenate(episodes), {camera: np.concatenate(f) for camera, f in frames.items()})

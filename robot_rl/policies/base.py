@@ -52,9 +52,14 @@ class ChunkPolicy(nn.Module, ABC):
         raise NotImplementedError(f"{self.spec.type} policies have no differentiable sampler")
 
     @abstractmethod
-    def loss(self, obs: dict, actions_normalized: torch.Tensor) -> torch.Tensor:
+    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Per-sample training loss ℓ_θ(A|s), shape (B,) — the flow-matching / denoising MSE averaged over the
-        chunk. `actions_normalized` is (B, H, D)."""
+        chunk. `actions_normalized` is (B, H, D); `cond`, if given, is `encode(obs)` computed by the caller (POCO
+        encodes each state once for its N candidates)."""
+
+    def encode(self, obs: dict, augment: bool = False) -> torch.Tensor:
+        """The conditioning features of the observations, (B, F): normalised state ⊕ image features."""
+        raise NotImplementedError(f"{self.spec.type} policies have no observation encoder")
 
     def sample(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """n chunks per observation in raw action units, (B, n, H, D)."""

@@ -119,8 +119,8 @@ class DiffusionPolicy(ChunkPolicy):
         x = F.pad(x_t.transpose(1, 2), (0, self.padded_horizon - self.spec.horizon), mode="replicate")
         return self.unet(x, t, cond)[:, :, : self.spec.horizon].transpose(1, 2)
 
-    def loss(self, obs: dict, actions_normalized: torch.Tensor) -> torch.Tensor:
-        cond = self.encode(obs, augment=self.training)
+    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        cond = self.encode(obs, augment=self.training) if cond is None else cond
         A = actions_normalized
         eps = torch.randn_like(A)
         t = torch.randint(0, self.spec.diffusion_train_steps, (A.shape[0],), device=A.device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +37,16 @@ def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
     cols = (dx + torch.arange(w, device=images.device))[:, None, :]  # (B, 1, w)
     batch = torch.arange(b, device=images.device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (B, C, h, w)
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 → (T, size, size, 3) uint8, the same antialiased resize the encoder applies (the learner
+    stores camera frames at the policy's size)."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    x = torch.as_tensor(frames).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 class BasicBlock(nn.Module):

@@ -40,8 +40,8 @@ class FlowMatchingPolicy(ChunkPolicy):
         """v_θ(s, x_τ, τ): cond (B, F), x_τ (B, H·D), τ (B,) → (B, H·D)."""
         return self.velocity_net(torch.cat([cond, x_tau, sinusoidal_embedding(TIME_SCALE * tau, TIME_EMBED_DIM)], -1))
 
-    def loss(self, obs: dict, actions_normalized: torch.Tensor) -> torch.Tensor:
-        cond = self.encode(obs, augment=self.training)
+    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        cond = self.encode(obs, augment=self.training) if cond is None else cond
         A = actions_normalized.flatten(1)
         x_0 = torch.randn_like(A)
         tau = torch.rand(A.shape[0], device=A.device)

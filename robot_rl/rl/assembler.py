@@ -23,6 +23,7 @@ class EpisodeAssembler:
 
     def reset(self) -> None:
         self.states: dict[int, np.ndarray] = {}
+        self.images: dict[int, dict[str, np.ndarray]] = {}  # camera frames of the same stamps (camera policies)
         self.actions: dict[int, tuple[np.ndarray, bool]] = {}
         self.rewards: dict[int, tuple[float, bool]] = {}
 
@@ -30,13 +31,15 @@ class EpisodeAssembler:
         """Forget everything stamped more than a period before `stamp` (an episode starts there). States arrive
         on their own topics and may come before the episode's `running` status, so they are kept between episodes."""
         oldest = stamp_key(stamp - self.period)
-        for table in (self.states, self.actions, self.rewards):
+        for table in (self.states, self.images, self.actions, self.rewards):
             for k in [k for k in table if k < oldest]:
                 del table[k]
 
-    def add_state(self, stamp: float, state: np.ndarray) -> None:
+    def add_state(self, stamp: float, state: np.ndarray, images: dict[str, np.ndarray] | None = None) -> None:
         key = stamp_key(stamp)
         self.states[key] = np.asarray(state, dtype=np.float32)
+        if images:
+            self.images[key] = images
         if len(self.states) > MAX_BUFFERED_STATES:  # idle between episodes: keep only the newest
             self.discard_before(stamp - MAX_BUFFERED_STATES * self.period / 2)
 
@@ -64,15 +67,18 @@ class EpisodeAssembler:
                 break
             reward, success = self._reward_after(ticks[i], step)
             action, human = self.actions[ticks[i]]
-            rows.append((self.states[states[i]], action, reward, human, self.states[following]))
+            rows.append((states[i], action, reward, human, following))
             if success:
                 terminated = True
                 break
         if not rows:
             return None, note or "no complete transition"
-        episode = Episode(np.stack([r[0] for r in rows] + [rows[-1][4]]), np.stack([r[1] for r in rows]),
+        keys = [r[0] for r in rows] + [rows[-1][4]]  # the stamps of s_0..s_T
+        cameras = self.images.get(keys[0], {})
+        episode = Episode(np.stack([self.states[k] for k in keys]), np.stack([r[1] for r in rows]),
                           np.asarray([r[2] for r in rows], dtype=np.float32), terminated,
-                          np.asarray([r[3] for r in rows], dtype=bool))
+                          np.asarray([r[3] for r in rows], dtype=bool),
+                          images={cam: np.stack([self.images[k][cam] for k in keys]) for cam in cameras})
         self.reset()
         return episode, note
 

@@ -64,14 +64,16 @@ def clipped_posterior_loss(weights: torch.Tensor, losses: torch.Tensor, clip: fl
 
 
 class ChunkCritic(nn.Module):
-    """Ensemble of Q(s, A) MLPs with LayerNorm on the normalised state and the flattened normalised chunk."""
+    """Ensemble of Q(s, A) MLPs with LayerNorm on the observation features and the flattened normalised chunk.
+    The features are the policy's own encoding of s (normalised state, ⊕ image features for camera policies),
+    taken without gradient: the critic never trains the policy's image encoder."""
 
-    def __init__(self, state_dim: int, chunk_dim: int, hidden: int, depth: int, ensemble: int):
+    def __init__(self, feature_dim: int, chunk_dim: int, hidden: int, depth: int, ensemble: int):
         super().__init__()
 
         def mlp() -> nn.Sequential:
             layers: list[nn.Module] = []
-            width = state_dim + chunk_dim
+            width = feature_dim + chunk_dim
             for _ in range(depth):
                 layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.Mish()]
                 width = hidden
@@ -79,10 +81,18 @@ class ChunkCritic(nn.Module):
 
         self.members = nn.ModuleList(mlp() for _ in range(ensemble))
 
-    def forward(self, state: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
-        """(K, B) values for states (B, S) and chunks (B, H, D)."""
-        x = torch.cat([state, chunk.flatten(1)], dim=-1)
+    def forward(self, features: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        """(K, B) values for observation features (B, F) and chunks (B, H, D)."""
+        x = torch.cat([features, chunk.flatten(1)], dim=-1)
         return torch.stack([m(x).squeeze(-1) for m in self.members])
+
+
+def observation_batch(states, images: dict | None = None) -> dict:
+    """A policy observation from replay arrays: state (B, S) and images {camera: (B, H, W, 3) uint8} → (B, 3, H, W)."""
+    obs = {"state": torch.as_tensor(states)}
+    if images:
+        obs["images"] = {cam: torch.as_tensor(frames).permute(0, 3, 1, 2) for cam, frames in images.items()}
+    return obs
 
 
 @dataclass
@@ -101,10 +111,13 @@ class UpdateMetrics:
 
 class POCOLearner:
     def __init__(self, policy: ChunkPolicy, cfg: POCOConfig, seed: int = 0):
+        if policy.spec.type not in ("flow", "diffusion"):
+            raise ValueError(f"POCO fine-tunes flow or diffusion chunk policies, not {policy.spec.type!r} ones "
+                             "(tokenized policies: robot-rl rft)")
         self.policy = policy
         self.cfg = cfg
         spec = policy.spec
-        self.critic = ChunkCritic(spec.state_dim, spec.horizon * spec.action_dim, cfg.critic_hidden,
+        self.critic = ChunkCritic(policy.encoder.out_dim, spec.horizon * spec.action_dim, cfg.critic_hidden,
                                   cfg.critic_depth, cfg.critic_ensemble)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.optimizer = torch.optim.Adam(list(policy.parameters()) + list(self.critic.parameters()), lr=cfg.lr)
@@ -136,15 +149,15 @@ class POCOLearner:
             return self.policy.sample_normalized(obs, 1, self.generator)[:, 0]
         candidates = self.policy.sample_normalized(obs, self.cfg.num_candidates, self.generator)  # (B, N, H, D)
         B, N = candidates.shape[:2]
-        q = self._target_q(self._repeat(obs, N), candidates.flatten(0, 1)).view(B, N)
+        q = self._target_q(self._features(obs).repeat_interleave(N, 0), candidates.flatten(0, 1)).view(B, N)
         return candidates[torch.arange(B), q.argmax(1)]
 
     # ---- learning -------------------------------------------------------------------------------------------------
     def update(self, batch: ChunkBatch, train_actor: bool = True) -> UpdateMetrics:
         """One joint Adam step on critic + actor; `train_actor=False` steps the critic only (offline warm-up)."""
         cfg, h = self.cfg, self.policy.spec.horizon
-        obs = {"state": torch.as_tensor(batch.states)}
-        next_obs = {"state": torch.as_tensor(batch.next_states)}
+        obs = observation_batch(batch.states, batch.images)
+        next_obs = observation_batch(batch.next_states, batch.next_images)
         actions = torch.as_tensor(batch.actions)
         returns = torch.as_tensor(batch.returns)
         bootstrap = torch.as_tensor(batch.bootstrap)
@@ -153,8 +166,9 @@ class POCOLearner:
         # critic: h-step TD target from the target critic at A' ~ π_θ(·|s')
         with torch.no_grad():
             next_chunk = self.policy.sample_normalized(next_obs, 1, self.generator)[:, 0]
-            y = returns + cfg.gamma**h * bootstrap * self._target_q(next_obs, next_chunk)
-        q = self.critic(self._state(obs), actions)
+            y = returns + cfg.gamma**h * bootstrap * self._target_q(self._features(next_obs), next_chunk)
+            features = self._features(obs)
+        q = self.critic(features, actions)
         critic_loss = ((q - y) ** 2).sum(0).mean()
 
         # actor: BC trust region on buffer chunks (+ clipped posterior term after warm-up)
@@ -165,11 +179,11 @@ class POCOLearner:
         actor_loss = cfg.bc_weight * bc_loss
         extra = {}
         if cfg.mode == "poco" and self.updates >= cfg.warmup_updates:
-            posterior_loss, extra = self._posterior_loss(obs)
+            posterior_loss, extra = self._posterior_loss(obs, features)
             actor_loss = actor_loss + cfg.beta * posterior_loss
         elif cfg.mode == "actor_gradient" and self.updates >= cfg.warmup_updates:
             self.critic.requires_grad_(False)  # −Q trains the actor only (autograd records this at forward time)
-            q_pi = self.critic(self._state(obs), self.policy.rsample_normalized(obs, 1, self.generator)[:, 0]).mean(0)
+            q_pi = self.critic(features, self.policy.rsample_normalized(obs, 1, self.generator)[:, 0]).mean(0)
             self.critic.requires_grad_(True)
             actor_loss = actor_loss - cfg.actor_q_weight / q_pi.abs().mean().detach().clamp(min=1e-6) * q_pi.mean()
 
@@ -192,14 +206,15 @@ class POCOLearner:
                              bc_loss=bc_loss.item(), q_mean=q.mean().item(), q_std=q.std().item(),
                              target_mean=y.mean().item(), **extra)
 
-    def _posterior_loss(self, obs: dict) -> tuple[torch.Tensor, dict]:
+    def _posterior_loss(self, obs: dict, features: torch.Tensor) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         B, N = obs["state"].shape[0], cfg.num_candidates
-        rep = self._repeat(obs, N)
         with torch.no_grad():  # E-step: candidates from the current policy, weights from the target critic
             candidates = self.policy.sample_normalized(obs, N, self.generator).flatten(0, 1)  # (B·N, H, D)
-            w = posterior_weights(self._target_q(rep, candidates).view(B, N), cfg.temperature)
-        losses = self.policy.loss(rep, candidates).view(B, N)  # ℓ_θ(A^j|s)
+            w = posterior_weights(self._target_q(features.repeat_interleave(N, 0), candidates).view(B, N),
+                                  cfg.temperature)
+        cond = self.policy.encode(obs, augment=self.policy.training).repeat_interleave(N, 0)  # each state encoded once for its N
+        losses = self.policy.loss(None, candidates, cond=cond).view(B, N)  # ℓ_θ(A^j|s)
         posterior = clipped_posterior_loss(w, losses, cfg.clip)
         metrics = {
             "posterior_loss": posterior.item(),
@@ -209,15 +224,13 @@ class POCOLearner:
         }
         return posterior, metrics
 
-    def _state(self, obs: dict) -> torch.Tensor:
-        return self.policy.normalizer.normalize_state(obs["state"])
+    @torch.no_grad()
+    def _features(self, obs: dict) -> torch.Tensor:
+        """The critic's input: the policy's encoding of the observations, without gradient and without augmentation."""
+        return self.policy.encode(obs)
 
-    def _target_q(self, obs: dict, chunk: torch.Tensor) -> torch.Tensor:
-        return self.critic_target(self._state(obs), chunk).mean(0)
-
-    @staticmethod
-    def _repeat(obs: dict, n: int) -> dict:
-        return {"state": obs["state"].repeat_interleave(n, dim=0)}
+    def _target_q(self, features: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        return self.critic_target(features, chunk).mean(0)
 
     @torch.no_grad()
     def _polyak(self) -> None:

@@ -1,7 +1,7 @@
 """Behaviour cloning of a chunk policy from a LeRobot v3 dataset (the offline stage before POCO).
 
 The normaliser comes from the dataset (action min/max -> [-1, 1], state mean/std), samples are
-(state_t, a_t..a_{t+H-1}) with the last action repeated past an episode's end, and the loss is the policy's own
+(state_t [+ camera frames_t], a_t..a_{t+H-1}) with the last action repeated past an episode's end, and the loss is the policy's own
 per-sample training loss. Writes the checkpoint, a loss curve PNG and TensorBoard scalars when tensorboard exists.
 """
 from __future__ import annotations
@@ -17,7 +17,9 @@ from robot_rl.data.features import has_environment_state
 from robot_rl.data.lerobot import LeRobotReader, chunk_dataset
 from robot_rl.policies import PolicySpec, build_policy, save_policy
 from robot_rl.policies.base import ChunkPolicy
+from robot_rl.policies.encoders import resize_frames
 from robot_rl.policies.normalizer import Normalizer
+from robot_rl.rl.poco import observation_batch
 
 
 STATE_STD_FLOOR = 0.01  # m, rad or quaternion units: below this a state dimension is treated as nearly constant
@@ -40,8 +42,9 @@ def pretrain(dataset: str | Path, spec_overrides: dict, steps: int, out_dir: str
     spec = PolicySpec(action_names=reader.action_names, state_dim=len(reader.state_names),
                       environment_state=has_environment_state(reader.state_names), **spec_overrides)
     policy = build_policy(spec, normalizer_from_dataset(reader))
-    data = chunk_dataset(reader, spec.horizon)
+    data = chunk_dataset(reader, spec.horizon, spec.cameras)
     states = torch.as_tensor(data.states)
+    images = {cam: resize_frames(frames, spec.image_size) for cam, frames in data.images.items()}
     actions = policy.normalizer.normalize_actions(torch.as_tensor(data.actions))
     optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=1e-6)
     out = Path(out_dir)
@@ -50,8 +53,9 @@ def pretrain(dataset: str | Path, spec_overrides: dict, steps: int, out_dir: str
     losses = []
     policy.train()
     for step in (bar := tqdm(range(steps), desc=f"BC pretrain ({spec.type})", unit="step")):
-        idx = torch.as_tensor(rng.integers(0, len(states), size=batch_size))
-        loss = policy.loss({"state": states[idx]}, actions[idx]).mean()
+        idx = rng.integers(0, len(states), size=batch_size)
+        loss = policy.loss(observation_batch(states[idx], {cam: f[idx] for cam, f in images.items()}),
+                           actions[idx]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

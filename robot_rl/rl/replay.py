@@ -4,12 +4,15 @@ Offline demonstrations stay in the store for the whole run (POCO keeps its offli
 (s_t, A_t = a_t..a_{t+h-1}, R_h = Σ_{k<h} γ^k r_{t+k}, s_{t+h}, m) where m = 0 when the episode terminated inside
 the chunk (no bootstrap). Steps past the end of an episode repeat its last action and earn no reward, so every
 sampled chunk has the full length h.
+
+Image observations (for camera policies) travel beside the states: {camera: (T+1, H, W, 3) uint8} per episode, sampled
+as {camera: (B, H, W, 3)} for s_t and s_{t+h}.
 """
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +26,17 @@ class Episode:
     terminated: bool        # True when the episode ended in a terminal state (success), False on timeout
     interventions: np.ndarray | None = None  # (T,) bool: the human was in control
     source: str = "online"  # "offline" demonstrations or "online" rollouts
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # {camera: (T+1, H, W, 3) uint8}, camera policies
 
     def __post_init__(self):
         T = len(self.actions)
         if self.states.shape[0] != T + 1 or self.rewards.shape != (T,) or T == 0:
             raise ValueError(f"episode arrays disagree: states {self.states.shape}, actions {self.actions.shape}, "
                              f"rewards {self.rewards.shape}")
+        for camera, frames in self.images.items():
+            if frames.shape[0] != T + 1 or frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+                raise ValueError(f"episode images of camera {camera!r} are {frames.dtype} {frames.shape}; "
+                                 f"expected uint8 ({T + 1}, H, W, 3)")
         if self.interventions is None:
             self.interventions = np.zeros(T, dtype=bool)
 
@@ -40,6 +48,8 @@ class ChunkBatch:
     returns: np.ndarray      # (B,) R_h
     next_states: np.ndarray  # (B, S)
     bootstrap: np.ndarray    # (B,) 1 - terminated-within-chunk
+    images: dict[str, np.ndarray] = field(default_factory=dict)       # {camera: (B, H, W, 3) uint8} at s
+    next_images: dict[str, np.ndarray] = field(default_factory=dict)  # the same at s'
 
 
 class ReplayStore:
@@ -55,6 +65,13 @@ class ReplayStore:
         return int(sum(len(e.actions) for e in self.episodes))
 
     def add(self, episode: Episode) -> None:
+        """Store an episode; one whose state size or cameras differ from the stored ones is refused (ValueError)."""
+        if self.episodes:
+            first = self.episodes[0]
+            schema = [(e.states.shape[1:], e.actions.shape[1:], sorted(e.images)) for e in (episode, first)]
+            if schema[0] != schema[1]:
+                raise ValueError(f"episode schema (state, action, cameras) {schema[0]} differs from the store's "
+                                 f"{schema[1]}")
         with self._lock:
             self.episodes.append(episode)
             while len(self) > self.capacity_steps:  # evict the oldest online episode; offline data is kept
@@ -70,9 +87,14 @@ class ReplayStore:
         flat = rng.integers(0, starts[-1], size=batch_size)
         which = np.searchsorted(starts, flat, side="right") - 1
         out = [self._chunk(episodes[e], int(flat[i] - starts[e])) for i, e in enumerate(which)]
-        return ChunkBatch(*(np.stack(x) for x in zip(*out)))
+        batch = ChunkBatch(*(np.stack(x) for x in zip(*[row[:5] for row in out])))
+        for camera in episodes[0].images:
+            batch.images[camera] = np.stack([episodes[e].images[camera][row[5]] for e, row in zip(which, out)])
+            batch.next_images[camera] = np.stack([episodes[e].images[camera][row[6]] for e, row in zip(which, out)])
+        return batch
 
     def _chunk(self, ep: Episode, t: int):
+        """(s_t, A_t, R_h, s_{t+h}, m, t, t+h): the transition and the indices of its two observations."""
         T = len(ep.actions)
         idx = np.minimum(np.arange(t, t + self.h), T - 1)
         valid = np.arange(t, t + self.h) < T
@@ -81,7 +103,20 @@ class ReplayStore:
         end = min(t + self.h, T)
         terminated_inside = ep.terminated and t + self.h >= T
         return (ep.states[t].astype(np.float32), ep.actions[idx].astype(np.float32), np.float32(R_h),
-                ep.states[end].astype(np.float32), np.float32(0.0 if terminated_inside else 1.0))
+                ep.states[end].astype(np.float32), np.float32(0.0 if terminated_inside else 1.0), t, end)
+
+
+def intervention_segments(episode: Episode) -> list[Episode]:
+    """The stretches of an online episode where a human was in control, each as a demonstration ("offline", never
+    evicted): the learner keeps them in the store a second time, as HIL-SERL adds interventions to its demo buffer.
+    A stretch that ends the episode keeps its termination; the others end where the policy took over again."""
+    T = len(episode.actions)
+    flags = np.r_[False, episode.interventions, False].astype(np.int8)
+    starts, ends = np.flatnonzero(np.diff(flags) == 1), np.flatnonzero(np.diff(flags) == -1)  # [start, end)
+    return [Episode(episode.states[a:b + 1], episode.actions[a:b], episode.rewards[a:b],
+                    episode.terminated and b == T, np.ones(b - a, bool), "offline",
+                    {cam: frames[a:b + 1] for cam, frames in episode.images.items()})
+            for a, b in zip(starts, ends)]
 
 
 def save_episode(episode: Episode, directory: Path, index: int) -> Path:
@@ -91,7 +126,7 @@ def save_episode(episode: Episode, directory: Path, index: int) -> Path:
     tmp = directory / f".episode_{index:06d}.tmp.npz"
     np.savez(tmp, states=episode.states, actions=episode.actions, rewards=episode.rewards,
              terminated=np.bool_(episode.terminated), interventions=episode.interventions,
-             source=np.str_(episode.source))
+             source=np.str_(episode.source), **{f"image.{cam}": frames for cam, frames in episode.images.items()})
     os.replace(tmp, final)
     return final
 
@@ -101,6 +136,7 @@ def load_episodes(directory: Path) -> list[Episode]:
     episodes = []
     for path in sorted(directory.glob("episode_*.npz")):
         with np.load(path, allow_pickle=False) as z:
+            images = {key[len("image."):]: z[key] for key in z.files if key.startswith("image.")}
             episodes.append(Episode(z["states"], z["actions"], z["rewards"], bool(z["terminated"]),
-                                    z["interventions"], str(z["source"])))
+                                    z["interventions"], str(z["source"]), images))
     return episodes
