@@ -101,11 +101,12 @@ class NodeInThread:
     """A real node class in its own rclpy context, spun in a thread, so a test can hand it a device layer
     (`node_cls(device_factory=..., context=..., parameter_overrides=...)`)."""
 
-    def __init__(self, node_cls, params: dict, device_factory):
+    def __init__(self, node_cls, params: dict, device_factory, namespace: str = ""):
         self.context = Context()
         rclpy.init(context=self.context)
         overrides = [Parameter(k, value=v) for k, v in params.items()]
-        self.node = node_cls(device_factory=device_factory, context=self.context, parameter_overrides=overrides)
+        self.node = node_cls(device_factory=device_factory, context=self.context, parameter_overrides=overrides,
+                             namespace=namespace)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)

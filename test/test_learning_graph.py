@@ -13,6 +13,7 @@ from std_srvs.srv import Trigger
 from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.data.collect_sim import collect_demos
+from robot_rl.data.lerobot import LeRobotReader
 from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, STATE_NAMES
 from robot_rl.policies import PolicySpec, build_policy, policy_to_bytes, save_policy, sha256_hex
 from robot_rl.policies.normalizer import Normalizer
@@ -134,3 +135,52 @@ def test_learner_trains_online_persists_and_resumes(prior, tmp_path):
     assert [r["version"] for r in log] == [1, 2, 3]  # resumed from its checkpoint, not from the prior
     assert log[-1]["updates"] == updates_before + log[-1]["steps"]
     assert len(load_episodes(out / "replay")) == 3
+
+
+def test_human_takeover_is_learned_from_as_interventions(prior, tmp_path):
+    """A human takes over mid-episode with the real teleop node (keyboard device layer fed by the test): the bridge
+    executes the teleop chunks, `executed_action` says so, and the learner flags those steps, logs the intervention
+    rate and keeps the human stretch a second time as a demonstration."""
+    from robot_rl.nodes.teleop import TeleopNode
+    from robot_rl.teleop import Keyboard, QueueKeys
+    from test_camera_node import NodeInThread
+
+    ns = "hil_ci"
+    demos, out = tmp_path / "demos", tmp_path / "learner"
+    collect_demos("reach", episodes=1, noise=0.0, seed=0, root=demos, environment_state=True, max_steps=20)
+    proc = start("sim_poco.yaml", ns, [
+        "mujoco_bridge.task=reach", f"policy.checkpoint={prior}", f"learner.checkpoint={prior}",
+        f"learner.dataset={demos}", f"learner.output_dir={out}", "learner.poco.batch_size=16",
+        "learner.poco.num_candidates=2", "learner.poco.warmup_updates=0", "learner.poco.critic_pretrain_updates=2",
+        "learner.poco.critic_hidden=32", "episode_manager.max_steps=60", "episode_manager.num_episodes=1",
+        f"episode_manager.results_path={tmp_path / 'episodes.jsonl'}"])
+    keys = QueueKeys()
+    probe = Probe("hil_probe", namespace=ns)
+    running, teleop_steps = [], []
+    probe.node.create_subscription(String, contract.EPISODE_STATUS.name,
+                                   lambda m: running.append(records.decode(m.data, records.EpisodeStatus).state),
+                                   contract.EPISODE_STATUS.qos)
+    probe.node.create_subscription(contract.EXECUTED_ACTION.msg_type, contract.EXECUTED_ACTION.name,
+                                   lambda m: teleop_steps.append(m) if m.header.frame_id == "teleop" else None,
+                                   contract.LOSSLESS)
+    teleop = NodeInThread(TeleopNode, {"hold_s": 60.0}, lambda cfg: ([Keyboard(keys, cfg.keys, cfg.hold_s)], []),
+                          namespace=ns)
+    try:
+        wait_for(lambda: "running" in running, 120, "the episode to start")
+        keys.push("tw")  # take over, then +x until handed back
+        wait_for(lambda: len(teleop_steps) >= 10, 60, "ten teleop steps executed")
+        keys.push("t")  # hand back to the policy
+        assert proc.wait(timeout=240) == 0, proc.logs
+    finally:
+        teleop.close()
+        probe.close()
+        proc.stop()
+    (episode,) = load_episodes(out / "replay")
+    human = episode.interventions
+    assert human.sum() >= 10 and (~human).sum() >= 5, human.astype(int)
+    np.testing.assert_allclose(episode.actions[human, 0], 1.0, atol=1e-5)  # +x at the full step (normalised)
+    np.testing.assert_allclose(episode.actions[human, 1:6], 0.0, atol=1e-5)
+    (row,) = read_jsonl(out / "learner_log.jsonl")
+    assert row["intervention_rate"] == pytest.approx(human.mean())
+    demo_steps = LeRobotReader(demos).num_frames
+    assert row["store_steps"] == demo_steps + len(episode.actions) + human.sum()  # the human stretch, twice

@@ -1,11 +1,12 @@
 """Learner node: POCO online fine-tuning from the live graph.
 
-It assembles transitions from `joint_states` + `ee_pose` (state), `executed_action` (what was really commanded,
-human interventions included), `reward` records and `episode/status`; keeps every episode in its replay store
-(offline demonstrations included) and persists each one to disk, so a restarted learner resumes without losing
-transitions; after each episode it runs one update per new env step (UTD 1) in a worker thread, then publishes the
-new weights (safetensors bytes + a `policy/version` record with their sha256). The node can run on another host
-than the robot: only these topics cross (see docs/architecture.md).
+It assembles transitions from `joint_states` + `ee_pose` (state; + `task_state` for sim policies that use the
+object pose; + the policy's camera images for camera policies, at the same stamps), `executed_action` (what was
+really commanded, human interventions included: their stretches are also kept as demonstrations), `reward` records
+and `episode/status`; keeps every episode in its replay store (offline demonstrations included) and persists each
+one to disk, so a restarted learner resumes without losing transitions; after each episode it runs one update per new
+env step (UTD 1) in a worker thread, then publishes the new weights (safetensors bytes + a `policy/version` record
+with their sha256). The node can run on another host than the robot: only these topics cross (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from geometry_msgs.msg import PoseStamped
 from pydantic import BaseModel, Field
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -28,10 +29,11 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_rl.core.stamps import stamp_key
 from robot_rl.data.features import environment_vector, state_vector
 from robot_rl.policies import load_policy, policy_to_bytes, save_policy, sha256_hex
+from robot_rl.policies.encoders import resize_frames
 from robot_rl.rl.assembler import EpisodeAssembler
 from robot_rl.rl.offline import offline_episodes
 from robot_rl.rl.poco import POCOConfig, POCOLearner
-from robot_rl.rl.replay import Episode, ReplayStore, load_episodes, save_episode
+from robot_rl.rl.replay import Episode, ReplayStore, intervention_segments, load_episodes, save_episode
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 
@@ -71,13 +73,16 @@ class LearnerNode(Node):
                 self.store.add(episode)
         resumed = load_episodes(self.replay_dir) if self.replay_dir.exists() else []
         for episode in resumed:
-            self.store.add(episode)
+            self.add_to_store(episode)
         self.online_episodes = len(resumed)
         self.rng = np.random.default_rng(cfg.seed)
         self.critic_warmup = 0 if resuming or not len(self.store) else cfg.poco.critic_pretrain_updates
         self.assembler = EpisodeAssembler(1.0 / cfg.control_hz)
-        # state halves waiting for their partners with the same stamp: pose, joints (+ sim environment state)
-        self.parts = ("pose", "joints") + (("environment",) if policy.spec.environment_state else ())
+        # observation parts waiting for their partners with the same stamp: pose, joints (+ sim environment state)
+        # (+ one image per policy camera)
+        self.cameras = list(policy.spec.cameras)
+        self.parts = (("pose", "joints") + (("environment",) if policy.spec.environment_state else ())
+                      + tuple(f"camera/{cam}" for cam in self.cameras))
         self.pending: dict[str, dict[int, object]] = {part: {} for part in self.parts}
         self.episode: int | None = None
         self.start_stamp = 0.0
@@ -95,6 +100,9 @@ class LearnerNode(Node):
         self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
         if policy.spec.environment_state:
             self.create_subscription(String, contract.TASK_STATE.name, self.on_task_state, contract.LOSSLESS)
+        for cam in self.cameras:
+            self.create_subscription(Image, contract.camera_image(cam).name,
+                                     lambda msg, cam=cam: self.on_image(cam, msg), contract.SENSOR_DEEP)
         self.create_service(Trigger, "learner/save", self.on_save)
         self.create_timer(0.05, self.drain_results)
         threading.Thread(target=self.worker, daemon=True).start()
@@ -121,6 +129,15 @@ class LearnerNode(Node):
         except (records.RecordError, KeyError, ValueError) as err:
             self.get_logger().error(f"ignored task state: {err}", throttle_duration_sec=1.0)
 
+    def on_image(self, cam: str, msg: Image) -> None:
+        try:
+            frame = convert.msg_to_image(msg)
+        except convert.ConversionError as err:
+            self.get_logger().error(f"ignored {cam} image: {err}", throttle_duration_sec=1.0)
+            return
+        frame = resize_frames(frame[None], self.learner.policy.spec.image_size)[0]  # stored at the policy's size
+        self._merge(convert.from_time(msg.header.stamp), f"camera/{cam}", frame)
+
     def _merge(self, stamp: float, part: str, value) -> None:
         key = stamp_key(stamp)
         self.pending[part][key] = value
@@ -130,7 +147,7 @@ class LearnerNode(Node):
             state = state_vector(pos, quat, q[7], q[:7])
             if "environment" in values:
                 state = np.r_[state, values["environment"]]
-            self.assembler.add_state(stamp, state)
+            self.assembler.add_state(stamp, state, {cam: values[f"camera/{cam}"] for cam in self.cameras})
         for table in self.pending.values():  # forget unmatched parts older than a second
             for old in [k for k in table if k < key - 1_000_000]:
                 del table[old]
@@ -178,11 +195,17 @@ class LearnerNode(Node):
             self.get_logger().warning(f"episode {status.episode}: {reason}")
         policy = self.learner.policy
         actions = policy.normalizer.normalize_actions(torch.as_tensor(raw.actions)).clamp(-1, 1).numpy()
-        episode = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions)
+        episode = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions, images=raw.images)
         save_episode(episode, self.replay_dir, self.online_episodes)  # persisted before any update uses it
         self.online_episodes += 1
-        self.store.add(episode)
+        self.add_to_store(episode)
         self.work.put((status.episode, status.outcome, len(actions), float(raw.interventions.mean())))
+
+    def add_to_store(self, episode: Episode) -> None:
+        """An online episode, plus its human-controlled stretches once more as demonstrations (HIL-SERL)."""
+        self.store.add(episode)
+        for segment in intervention_segments(episode):
+            self.store.add(segment)
 
     def worker(self) -> None:
         """Runs the updates off the ROS thread, so transitions keep arriving while the learner trains."""
@@ -199,7 +222,8 @@ class LearnerNode(Node):
                 self.save_state()
             summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]} if metrics else {}
             self.results.put((blob, {"episode": episode, "outcome": outcome, "steps": steps,
-                                     "intervention_rate": intervention_rate, "updates": self.learner.updates,
+                                     "intervention_rate": intervention_rate, "store_steps": len(self.store),
+                                     "updates": self.learner.updates,
                                      "version": self.version, **summary}))
 
     def drain_results(self) -> None:
@@ -212,7 +236,8 @@ class LearnerNode(Node):
                                    f"version {row['version']}, q_clip_ratio {row.get('q_clip_ratio', np.nan):.2f}")
 
     def announce_when_connected(self) -> None:
-        topics = [contract.JOINT_STATES, contract.EE_POSE, contract.EXECUTED_ACTION, contract.REWARD]
+        topics = ([contract.JOINT_STATES, contract.EE_POSE, contract.EXECUTED_ACTION, contract.REWARD]
+                  + [contract.camera_image(cam) for cam in self.cameras])
         if all(self.count_publishers(t.name) > 0 for t in topics):
             self.announce_timer.cancel()
             self.publish_weights()
