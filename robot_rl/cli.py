@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from robot_rl.demo import DemoConfig, run_demo
+from robot_rl.demo import DemoConfig, load_demo_config, run_demo
 
 # Modules that add subcommands: each defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMAND_MODULES: list[str] = [
@@ -83,9 +83,14 @@ def cmd_sim_check(args) -> int:
 
 def cmd_demo(args) -> int:
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
-    run_demo(DemoConfig(task=args.task, mode=args.mode, online_episodes=args.online_episodes,
-                        eval_episodes=args.eval_episodes, demo_episodes=args.demo_episodes, seed=args.seed,
-                        out=args.out, verbose=args.verbose))
+    try:
+        cfg = load_demo_config(args.config, task=args.task, mode=args.mode, online_episodes=args.online_episodes,
+                               eval_episodes=args.eval_episodes, demo_episodes=args.demo_episodes, seed=args.seed,
+                               out=args.out, verbose=args.verbose or None)
+    except ValueError as err:
+        print(f"robot-rl demo: {err}", file=sys.stderr)
+        return 2
+    run_demo(cfg)
     return 0
 
 
@@ -95,14 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="the main job: demonstrations -> BC prior -> POCO online through the ROS "
                                        "graph -> before/after success table and learning curve")
     defaults = DemoConfig()
-    demo.add_argument("--task", default=defaults.task, choices=sorted(DEMO_TASKS))
-    demo.add_argument("--mode", default=defaults.mode, choices=["poco", "bc", "best_of_n"],
-                      help="online learner (bc and best_of_n are the baselines)")
-    demo.add_argument("--online-episodes", type=int, default=defaults.online_episodes)
-    demo.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
-    demo.add_argument("--demo-episodes", type=int, default=defaults.demo_episodes)
-    demo.add_argument("--seed", type=int, default=defaults.seed)
-    demo.add_argument("--out", default=defaults.out)
+    demo.add_argument("--config", help="YAML of DemoConfig keys (e.g. config/demo_images.yaml); flags override it")
+    demo.add_argument("--task", choices=sorted(DEMO_TASKS), help=f"default {defaults.task}")
+    demo.add_argument("--mode", choices=["poco", "bc", "best_of_n"],
+                      help=f"online learner (bc and best_of_n are the baselines); default {defaults.mode}")
+    demo.add_argument("--online-episodes", type=int, help=f"default {defaults.online_episodes}")
+    demo.add_argument("--eval-episodes", type=int, help=f"default {defaults.eval_episodes}")
+    demo.add_argument("--demo-episodes", type=int, help=f"default {defaults.demo_episodes}")
+    demo.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    demo.add_argument("--out", help=f"default {defaults.out}")
     demo.add_argument("--verbose", action="store_true", help="show every node's log")
     demo.set_defaults(func=cmd_demo)
     check = sub.add_parser("sim-check", help="scripted expert through the sim graph on every task: a success table")

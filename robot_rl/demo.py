@@ -4,33 +4,73 @@ POCO online through the full ROS graph → before/after success table and learni
 Every stage after pretraining runs as real ROS 2 processes over DDS (robot_rl.bringup): the prior and the final policy
 are evaluated by the same graph on the same episode seeds, and fine-tuning runs config/graphs/sim_poco.yaml
 (bridge, learned policy, sim reward, learner, episode manager). Outputs go to `--out` (default runs/demo).
+
+The default observes state (robot + object pose) so the job fits 15 minutes on 2 CPU cores; config/demo_images.yaml
+runs the same job on camera images (`robot-rl demo --config config/demo_images.yaml`; meant for a GPU machine).
 """
 from __future__ import annotations
 
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ...: never seen in training
 
 
-@dataclass
-class DemoConfig:
+class DemoConfig(BaseModel):
+    """The main job's settings (`robot-rl demo --config FILE`; flags override the file)."""
+
+    model_config = ConfigDict(extra="forbid")
     task: str = "pick_lift"
-    demo_episodes: int = 30
-    demo_noise: float = 0.3       # scripted-expert noise: the prior imitates sloppy demonstrations
-    bc_steps: int = 3000
-    hidden_dim: int = 128
-    online_episodes: int = 15
-    eval_episodes: int = 20
-    max_steps: int = 200
-    mode: str = "poco"            # poco | bc | best_of_n (the baselines share the graph)
+    demo_episodes: int = Field(30, ge=1)
+    demo_noise: float = Field(0.3, ge=0, description="scripted-expert noise: the prior imitates sloppy demos")
+    bc_steps: int = Field(6000, ge=1)
+    bc_batch_size: int = Field(256, ge=1)
+    hidden_dim: int = Field(128, ge=8)
+    cameras: list[str] = Field(default_factory=list, description="image observations, e.g. [front, wrist]; "
+                                                                   "empty = state (robot + object pose)")
+    image_size: int = Field(64, ge=16, description="camera frames are rendered at this size")
+    online_episodes: int = Field(15, ge=1)
+    eval_episodes: int = Field(20, ge=1)
+    max_steps: int = Field(200, ge=1)
+    mode: Literal["poco", "bc", "best_of_n"] = "poco"  # the baselines share the graph
+    learner_poco: dict[str, Any] = Field(default_factory=dict, description="overrides of config/poco.yaml's "
+                                                                           "learner.poco keys")
     seed: int = 0
     out: str = "runs/demo"
-    graph_timeout_s: float = 1800.0
+    graph_timeout_s: float = Field(1800.0, gt=0)
     verbose: bool = False
+
+
+def load_demo_config(path: str | Path | None, **overrides) -> DemoConfig:
+    """DemoConfig from a YAML file (or the defaults), then `overrides` (None values ignored); errors name the file."""
+    data: dict = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ValueError(f"{path}: cannot read the demo config: {err}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the demo config must be a mapping of DemoConfig keys")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return DemoConfig(**data)
+    except ValidationError as err:
+        raise ValueError(f"{path or 'demo flags'}: {err}") from None
+
+
+def _camera_sets(cfg: DemoConfig) -> list[str]:
+    """Bridge parameters for the policy's observations: no rendering for state policies, else the policy's cameras
+    at the policy's size, one frame per control tick (the learner pairs each state with its frames)."""
+    if not cfg.cameras:
+        return ["mujoco_bridge.camera_hz=0.0"]
+    return ["mujoco_bridge.camera_hz=15.0", f"mujoco_bridge.camera_names=[{', '.join(cfg.cameras)}]",
+            f"mujoco_bridge.camera_width={cfg.image_size}", f"mujoco_bridge.camera_height={cfg.image_size}"]
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -51,7 +91,7 @@ def evaluate_in_graph(checkpoint: Path, results: Path, cfg: DemoConfig) -> list[
     _run("config/graphs/sim_eval.yaml",
          [f"mujoco_bridge.task={cfg.task}", f"mujoco_bridge.seed={EVAL_SEED}", f"policy.checkpoint={checkpoint}",
           f"episode_manager.num_episodes={cfg.eval_episodes}", f"episode_manager.max_steps={cfg.max_steps}",
-          f"episode_manager.results_path={results}"], cfg, f"evaluating {checkpoint}")
+          f"episode_manager.results_path={results}", *_camera_sets(cfg)], cfg, f"evaluating {checkpoint}")
     return _read_jsonl(results)
 
 
@@ -63,7 +103,8 @@ def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig) -> l
           f"learner.checkpoint={prior}", f"learner.dataset={demos}", f"learner.output_dir={out}",
           f"learner.seed={cfg.seed}", f"learner.poco.mode={cfg.mode}",
           f"episode_manager.num_episodes={cfg.online_episodes}", f"episode_manager.max_steps={cfg.max_steps}",
-          f"episode_manager.results_path={results}"], cfg, f"{cfg.mode} fine-tuning")
+          f"episode_manager.results_path={results}", *_camera_sets(cfg),
+          *(f"learner.poco.{key}={value}" for key, value in cfg.learner_poco.items())], cfg, f"{cfg.mode} fine-tuning")
     return _read_jsonl(results)
 
 
@@ -123,14 +164,16 @@ def run_demo(cfg: DemoConfig) -> dict:
     t = time.monotonic()
     print(f"[demo] 1/4 {cfg.demo_episodes} scripted demonstrations of {cfg.task} with noise {cfg.demo_noise}",
           flush=True)
-    demo_summary = collect_demos(cfg.task, cfg.demo_episodes, cfg.demo_noise, cfg.seed, demos,
-                                 max_steps=cfg.max_steps, environment_state=True)
+    demo_summary = collect_demos(cfg.task, cfg.demo_episodes, cfg.demo_noise, cfg.seed, demos, cameras=cfg.cameras,
+                                 image_size=cfg.image_size, max_steps=cfg.max_steps,
+                                 environment_state=not cfg.cameras)  # camera policies see the object in images
     stage("demonstrations", t)
 
     t = time.monotonic()
     print(f"[demo] 2/4 behaviour cloning a flow-matching chunk policy ({cfg.bc_steps} steps)", flush=True)
-    pretrain(demos, {"type": "flow", "horizon": 5, "execute_steps": 5, "hidden_dim": cfg.hidden_dim}, cfg.bc_steps,
-             prior, seed=cfg.seed)
+    pretrain(demos, {"type": "flow", "horizon": 5, "execute_steps": 5, "hidden_dim": cfg.hidden_dim,
+                     "cameras": cfg.cameras, "image_size": cfg.image_size}, cfg.bc_steps, prior,
+             batch_size=cfg.bc_batch_size, seed=cfg.seed)
     stage("pretraining", t)
 
     t = time.monotonic()
@@ -162,7 +205,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     ])
     plot_learning_curve(online, learner_log, rate_before, rate_after, out / "learning_curve.png",
                         f"{cfg.mode} on {cfg.task} through the ROS graph")
-    summary = {"config": cfg.__dict__, "success_prior": rate_before, "success_finetuned": rate_after,
+    summary = {"config": cfg.model_dump(), "success_prior": rate_before, "success_finetuned": rate_after,
                "online_success": success_rate(online), "timings_s": timings, "table": table}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "success_table.md").write_text(table + "\n")
