@@ -1,7 +1,7 @@
 """The main job's numbers: `robot-rl demo` (noisy demonstrations → BC prior → POCO or a baseline through the ROS
 graph → evaluation on the same seeds) for each learner asked for.
 
-    python -m bench.poco_demo [--modes poco bc] [--online-episodes 15]
+    python -m bench.poco_demo [--modes poco bc] [--seeds 0 1 2] [--online-episodes 15]
 
 Writes the `poco_demo` section of docs/benchmarks.md (table, timings, learning-curve PNGs under docs/).
 """
@@ -20,29 +20,34 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--modes", nargs="+", default=["poco"], choices=["poco", "bc", "best_of_n"])
     parser.add_argument("--task", default="pick_lift")
-    parser.add_argument("--online-episodes", type=int, default=DemoConfig.online_episodes)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="demo, prior and learner seeds")
+    parser.add_argument("--online-episodes", type=int, default=DemoConfig().online_episodes)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
     rows, cfg = [], None
     for mode in args.modes:
-        cfg = DemoConfig(task=args.task, mode=mode, online_episodes=args.online_episodes,
-                         out=str(ROOT / "runs" / "bench_poco_demo" / mode))
-        summary = run_demo(cfg)
-        if not args.no_write:
-            shutil.copy(os.path.join(cfg.out, "learning_curve.png"), ROOT / "docs" / f"poco_demo_{mode}.png")
-        t = summary["timings_s"]
-        rows.append([mode, f"{summary['success_prior']:.0%}", f"{summary['online_success']:.0%}",
-                     f"{summary['success_finetuned']:.0%}", f"{t['online fine-tuning']:.0f}", f"{sum(t.values()):.0f}"])
-    table = markdown_table(["learner", "prior (eval)", "online episodes", "fine-tuned (eval)", "online s",
-                            "whole job s"], rows)
+        for seed in args.seeds:
+            cfg = DemoConfig(task=args.task, mode=mode, online_episodes=args.online_episodes, seed=seed,
+                             out=str(ROOT / "runs" / "bench_poco_demo" / f"{mode}_{seed}"))
+            summary = run_demo(cfg)
+            if not args.no_write and seed == args.seeds[0]:
+                shutil.copy(os.path.join(cfg.out, "learning_curve.png"), ROOT / "docs" / f"poco_demo_{mode}.png")
+            t = summary["timings_s"]
+            rows.append([mode, seed, f"{summary['success_prior']:.0%}", f"{summary['online_success']:.0%}",
+                         f"{summary['success_finetuned']:.0%}",
+                         f"{summary['success_finetuned'] - summary['success_prior']:+.0%}",
+                         f"{t['online fine-tuning']:.0f}", f"{sum(t.values()):.0f}"])
+    table = markdown_table(["learner", "seed", "prior (eval)", "online episodes", "fine-tuned (eval)", "change",
+                            "online s", "whole job s"], rows)
     print(table)
     if args.no_write:
         return 0
     write_section("poco_demo", "\n".join([
         f"## The main job through the ROS graph ({args.task})",
         "",
-        f"`python -m bench.poco_demo --modes {' '.join(args.modes)} --online-episodes {args.online_episodes}` on "
+        f"`python -m bench.poco_demo --modes {' '.join(args.modes)} --seeds {' '.join(map(str, args.seeds))} "
+        f"--online-episodes {args.online_episodes}` on "
         f"{machine_line()}.",
         "",
         f"{cfg.demo_episodes} scripted demonstrations with noise {cfg.demo_noise} (environment state: cube pose and "
@@ -51,6 +56,8 @@ def main(argv=None) -> int:
         f"(config/poco.yaml), {cfg.eval_episodes} evaluation episodes on seeds {EVAL_SEED}.. before and after.",
         "",
         table,
+        "",
+        f"Learning curves (seed {args.seeds[0]}):",
         "",
         *[f"![{m}](poco_demo_{m}.png)" for m in args.modes],
     ]))
