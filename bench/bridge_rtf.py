@@ -3,7 +3,8 @@
 Measured two ways, side by side in one run:
 - in process (PandaSim alone): physics only, and physics + 2 camera renders at the camera rate;
 - the mujoco_bridge node as its own process (ROS publishing included), free-running (`lockstep: false`, a huge
-  `realtime_factor`), read from its `/clock` by a probe node.
+  `realtime_factor`), read from its clock (`/bench_rtf/clock`: the bringup remaps `/clock` into the namespace) by a
+  probe node.
 Settings: ours (500 Hz physics, 15 Hz control, 2 x 128x128 renders at 15 Hz) and gym-hil's (500 Hz physics,
 10 Hz control, 2 x 128x128 renders at 10 Hz).
 
@@ -68,7 +69,7 @@ def node_rtf(control_hz: float, camera_hz: float, seconds: float) -> float:
     proc = bringup.GraphProcess(graph, quiet=True)
     probe = Probe("bench_rtf_probe")
     clock = []
-    probe.node.create_subscription(Clock, "/clock", lambda m: clock.append((time.perf_counter(),
+    probe.node.create_subscription(Clock, "/bench_rtf/clock", lambda m: clock.append((time.perf_counter(),
                                                                              convert.from_time(m.clock))),
                                    contract.CLOCK_QOS)
     try:

@@ -29,6 +29,7 @@ def nodes_from_graph(context, *_args, **_kwargs):
             name=spec.name,
             namespace=namespace,
             parameters=[str(f) for f in graph.params_files] + ([spec.params] if spec.params else []),
+            remappings=[("/clock", f"/{namespace.strip('/')}/clock")] if namespace else [],  # one sim clock per robot
             output="screen",
         )
         for spec in graph.nodes

@@ -231,8 +231,8 @@ def ros_environment(base: dict | None = None) -> dict:
 
 def node_command(graph: Graph, spec: NodeSpec) -> list[str]:
     cmd = [sys.executable, "-m", NODE_EXECUTABLES[spec.executable], "--ros-args", "-r", f"__node:={spec.name}"]
-    if graph.namespace:
-        cmd += ["-r", f"__ns:=/{graph.namespace}"]
+    if graph.namespace:  # /clock too: two sim graphs in one domain must not run on each other's clock
+        cmd += ["-r", f"__ns:=/{graph.namespace}", "-r", f"/clock:=/{graph.namespace}/clock"]
     for f in graph.params_files:
         cmd += ["--params-file", str(f)]
     for key, value in _flatten(spec.params).items():
