@@ -58,12 +58,14 @@ class ChunkExecutor:
         self.ensemble_weight = ensemble_weight
         self.queue: list[ScheduledPoint] = []
         self.last_new_time: float | None = None
+        self.executed_since_reset = False  # a watchdog before the first point is a slow start, after it a silence
         self.stats = ExecutorStats()
 
     def reset(self, now: float) -> None:
         """Forget all pending points (episode reset, e-stop); the watchdog counts from `now`."""
         self.queue.clear()
         self.last_new_time = now
+        self.executed_since_reset = False
 
     def pending(self) -> int:
         return len(self.queue)
@@ -102,6 +104,7 @@ class ChunkExecutor:
             self.queue = self.queue[len(due):]
             self.stats.points_skipped += len(due) - 1
             self.stats.points_executed += 1
+            self.executed_since_reset = True
             point = due[-1]
             self.last_new_time = now
             lateness = now - point.issue_time

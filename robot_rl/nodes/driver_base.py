@@ -31,6 +31,8 @@ def executor_report(s) -> dict[str, float]:
 
 
 class ArmDriver:
+    watchdog = False  # holding because actions stopped coming (published in arm/status as soon as it changes)
+
     def _serve_arm_contract(self) -> None:
         """The contract's arm publishers, the action_chunk subscription and the arm/* services."""
         for attr, topic in (("pub_joints", contract.JOINT_STATES), ("pub_pose", contract.EE_POSE),
@@ -85,6 +87,10 @@ class ArmDriver:
         """Command this tick's point (or hold) and publish what was really commanded on `executed_action`."""
         if self.state != "ready":
             return
+        watchdog = tick.status == "watchdog" and self.chunk_executor.executed_since_reset
+        if watchdog != self.watchdog:
+            self.watchdog = watchdog
+            self._publish_status()
         if tick.point is None:  # hold: the same joint target, or a zero EE delta
             names, values = self.hold_action
             self._publish_executed(names, values, "hold")
@@ -108,6 +114,6 @@ class ArmDriver:
         status = records.ArmStatus(
             stamp=self._now(), state=self.state, message=self._status_message(), rejected=report["rejected"],
             clipped=report["clipped"], last_rejection=self.last_rejection,
-            executor=executor_report(self.chunk_executor.stats),
+            executor=executor_report(self.chunk_executor.stats), watchdog=self.watchdog and self.state == "ready",
         )
         self.pub_status.publish(String(data=records.encode(status)))

@@ -1,5 +1,10 @@
 """Episode manager: reset -> start -> run until success / timeout / operator stop -> status record, repeated.
 
+A running episode ends as `interrupted` when the arm reports e-stop or error, when the arm's watchdog holds it
+(actions stopped coming: the policy or teleop died, or the policy refuses stale observations), and, with
+`reward_timeout_s`, when the reward records stop (the reward node died); with it set, an episode starts only once
+a reward publisher is there.
+
 Every transition is published on `episode/status` (latched) and, when `results_path` is set, each finished episode is
 appended to that JSON-lines file. Durations are measured on the robot clock (sim time in simulation).
 """
@@ -31,6 +36,10 @@ class EpisodeConfig(BaseModel, extra="forbid"):
     wait_for_policy_version: bool = Field(False, description="start an episode only once the policy node runs "
                                                              "newer weights than in the last one (online RL)")
     policy_wait_timeout_s: float = Field(600.0, gt=0, description="wall seconds; then start anyway, with a warning")
+    reward_timeout_s: float = Field(0.0, ge=0, description="end the episode as interrupted when no reward record "
+                                                          "came for this long, since its start or its newest one, "
+                                                          "on the robot clock and on the wall clock (a stalled sim "
+                                                          "clock is no reward outage); 0: off")
 
 
 CONFIG = EpisodeConfig
@@ -52,6 +61,7 @@ class EpisodeManagerNode(Node):
         self.outcomes: list[dict] = []
         self.pending_call = None
         self.done = False
+        self.last_reward = (0.0, 0.0)  # (robot stamp, wall time) of the running episode's newest reward, or its start
 
         self.pub_status = self.create_publisher(String, contract.EPISODE_STATUS.name, contract.EPISODE_STATUS.qos)
         self.create_subscription(String, contract.REWARD.name, self.on_reward, contract.REWARD.qos)
@@ -82,6 +92,7 @@ class EpisodeManagerNode(Node):
         if rec is None:
             return
         if self.phase == "running" and rec.episode == self.episode and rec.stamp >= self.start_stamp:
+            self.last_reward = (rec.stamp, time.monotonic())
             if rec.success and self.cfg.terminate_on_success:
                 self.request_end("success", f"{rec.source} reported success", rec.stamp)
 
@@ -91,6 +102,9 @@ class EpisodeManagerNode(Node):
             return
         if self.phase == "running" and rec.state in ("estop", "error"):
             self.request_end("interrupted", f"arm is in {rec.state}: {rec.message}")
+        elif self.phase == "running" and rec.watchdog and rec.stamp >= self.start_stamp:
+            self.request_end("interrupted", "the arm's watchdog is holding it: no new action came (policy or "
+                                            "teleop silent, or observations refused as stale)", rec.stamp)
 
     def on_active(self, msg: String) -> None:
         rec = decode_or_log(self, msg.data, records.PolicyVersion)
@@ -160,6 +174,10 @@ class EpisodeManagerNode(Node):
                 return
             if not (self.cli_reset.service_is_ready() and self.cli_enable.service_is_ready()):
                 return
+            if self.cfg.reward_timeout_s and not self.count_publishers(contract.REWARD.name):
+                self.get_logger().info("waiting for a reward publisher (reward_timeout_s is set)",
+                                       throttle_duration_sec=5.0)
+                return
             self.phase = "resetting"
             self.publish_status("resetting")
             self.pending_call = self.cli_reset.call_async(Trigger.Request())
@@ -168,10 +186,21 @@ class EpisodeManagerNode(Node):
             elapsed = self.now() - self.start_stamp
             if self.end_request is None and elapsed >= self.cfg.max_steps * self.period - 1e-9:
                 self.request_end("timeout", f"{self.cfg.max_steps} steps")
+            if self.end_request is None and self.reward_outage():
+                self.request_end("interrupted", f"no reward record for {self.cfg.reward_timeout_s} s: is the "
+                                                "reward node running?")
             if self.end_request is not None:
                 self.phase = "ending"
                 self.pending_call = self.cli_enable.call_async(SetBool.Request(data=False))
                 self.pending_call.add_done_callback(self.after_disable)
+
+    def reward_outage(self) -> bool:
+        """No reward record for `reward_timeout_s` on both clocks (since the episode's start or its newest one)."""
+        if not self.cfg.reward_timeout_s:
+            return False
+        stamp, arrival = self.last_reward
+        timeout = self.cfg.reward_timeout_s
+        return self.now() - stamp > timeout and time.monotonic() - arrival > timeout
 
     def after_reset(self, future) -> None:
         result = future.result()
@@ -190,6 +219,7 @@ class EpisodeManagerNode(Node):
             self.publish_status("idle", reason=f"arm refused to enable: {future.result().message}")
             return
         self.end_request = None
+        self.last_reward = (self.start_stamp, time.monotonic())
         self.phase = "running"
         self.publish_status("running", stamp=self.start_stamp)
 

@@ -58,6 +58,7 @@ class RewardNode(Node):
             cam = contract.camera_image(self.cfg.camera)
             self.create_subscription(Image, cam.name, self.on_image, cam.qos)
         self.create_timer(0.02, self.drain, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(f"reward up: source {self.cfg.source}")
 
     # ---- episode bookkeeping -----------------------------------------------------------------------------------
     def on_status(self, msg: String) -> None:

@@ -64,6 +64,8 @@ class ArmStatus(Record):
     clipped: dict[str, int] = Field(default_factory=dict)
     last_rejection: str = ""
     executor: dict[str, float] = Field(default_factory=dict)
+    watchdog: bool = Field(False, description="ready, but no new action for the watchdog's ticks after the last one "
+                                              "(the policy or teleop went silent): holding position")
 
 
 class TaskState(Record):
