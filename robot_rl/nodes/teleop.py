@@ -110,8 +110,9 @@ class TeleopNode(Node):
         for device in self.devices:
             try:
                 got = device.poll()
-            except OSError as err:
-                self.get_logger().error(f"{device.name}: {err}", throttle_duration_sec=2.0)
+            except (OSError, RuntimeError) as err:  # unplugged: hidapi raises OSError, pygame.error is a RuntimeError
+                self.get_logger().error(f"{device.name}: {err}; its input counts as zero (hold)",
+                                        throttle_duration_sec=2.0)
                 continue
             merged.twist = merged.twist + got.twist
             merged.gripper_toggle ^= got.gripper_toggle
