@@ -15,6 +15,8 @@ its summary section; MCAP readers still recover the complete chunks.
 
 An episode is saved when `episode/status` says it ended (after `end_grace_s` for late messages), unless
 `recorder/discard` was called during it (the re-record button). A crash loses at most the episode being recorded.
+A write that fails (a full disk, an I/O error) fails that episode only: it is reported as FAILED and not saved, the
+writer reopens the dataset from what is committed on disk, and the next episode is recorded as usual.
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def msg_definition(msg_type: type) -> str:
 class McapBag:
     """Serialized messages as received, one channel per topic (CDR), zstd-compressed chunks."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, on_error):
         from mcap.writer import CompressionType, Writer
 
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +122,8 @@ class McapBag:
         self.writer.start(profile="ros2", library="robot_rl recorder")
         self.channels: dict[str, int] = {}
         self.lock = threading.Lock()
+        self.error: OSError | None = None   # after a failed write the bag stops (MCAP readers recover the chunks before)
+        self.on_error = on_error
 
     def add_topic(self, topic: str, msg_type: type) -> None:
         name = f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
@@ -129,12 +133,21 @@ class McapBag:
     def write(self, topic: str, data: bytes) -> None:
         now = time.time_ns()
         with self.lock:
-            self.writer.add_message(self.channels[topic], log_time=now, data=data, publish_time=now)
+            if self.error is not None:
+                return
+            try:
+                self.writer.add_message(self.channels[topic], log_time=now, data=data, publish_time=now)
+            except OSError as err:  # a full disk: the bag stops, the dataset and the node go on
+                self.error = err
+                self.on_error(err)
 
     def close(self) -> None:
         with self.lock:
-            self.writer.finish()
-            self.file.close()
+            try:
+                if self.error is None:
+                    self.writer.finish()
+            finally:
+                self.file.close()
 
 
 MAX_REWARD_LAG = 30  # frames (2 s at 15 Hz) a frame waits for its reward record before it is written with 0
@@ -150,8 +163,8 @@ class RecorderNode(Node):
         self.cfg = cfg = declare_config(self, RecorderConfig)
         self.action_names = EE_SPACE_NAMES if cfg.action_space == "ee" else JOINT_SPACE_NAMES
         self.image_shape = (cfg.image_height, cfg.image_width, 3)
-        self.writer = LeRobotWriter(Path(cfg.root), cfg.fps, STATE_NAMES, self.action_names, cfg.cameras,
-                                    self.image_shape, cfg.robot_type)
+        self.writer: LeRobotWriter | None = self.open_writer()   # writer thread after this; None after a failure
+        self.lost: str | None = None   # writer thread: why the episode being written is lost (reported at its save)
         self.period = 1.0 / cfg.fps
         self.streams = StreamBuffer(depth=300)   # ~10 s of state at 30 Hz, kept while no episode runs too
         self.images = StreamBuffer(depth=30)
@@ -197,10 +210,16 @@ class RecorderNode(Node):
         self.get_logger().info(f"recording {cfg.fps:g} fps, cameras {cfg.cameras or 'none'} into {cfg.root} "
                                f"({self.writer.num_episodes} episodes there)")
 
+    def open_writer(self) -> LeRobotWriter:
+        """The dataset as committed on disk (info.json is the commit record; leftovers of a failed write go)."""
+        cfg = self.cfg
+        return LeRobotWriter(Path(cfg.root), cfg.fps, STATE_NAMES, self.action_names, cfg.cameras, self.image_shape,
+                             cfg.robot_type)
+
     def open_bag(self) -> McapBag:
         """Raw subscriptions (no deserialization) to every contract topic the graph may carry."""
         path = Path(self.cfg.root, "bags", time.strftime("%Y%m%d-%H%M%S") + ".mcap")
-        bag = McapBag(path)
+        bag = McapBag(path, lambda err: self.get_logger().error(f"bag {path} stopped: {err}"))
         topics = [contract.JOINT_STATES, contract.EE_POSE, contract.ACTION_CHUNK, contract.EXECUTED_ACTION,
                   contract.REWARD, contract.EPISODE_STATUS, contract.ARM_STATUS, contract.TELEOP_ACTIVE]
         for cam in self.cfg.cameras:
@@ -426,26 +445,51 @@ class RecorderNode(Node):
             self.worker_idle.clear()
             try:
                 self.run_job(job)
-            except (DatasetError, ValueError) as err:
-                self.get_logger().error(f"episode not written: {err}")
-                self.writer.discard_episode()
-                self.failed += job[0] == "save"
+            except (DatasetError, ValueError, OSError) as err:  # OSError: a full disk, an I/O error
+                self.episode_failed(job, f"{type(err).__name__}: {err}")
             finally:
                 if self.jobs.empty():
                     self.worker_idle.set()
             if job[0] == "stop":
                 return
 
+    def episode_failed(self, job: tuple, reason: str) -> None:
+        """The episode being written is lost, never the dataset: its frames go, and the writer is reopened from disk
+        at the next write (its own bookkeeping may be half-way through a save)."""
+        if self.writer is not None:
+            self.writer.discard_episode()
+            self.writer = None
+        self.lost = self.lost or reason
+        if job[0] == "save":
+            self.report_failed(job[1])
+
+    def report_failed(self, episode: int) -> None:
+        self.failed += 1
+        self.get_logger().error(f"episode {episode} FAILED, not saved: {self.lost}; the episodes saved before it "
+                                "are intact")
+        self.lost = None
+
+    def writable(self) -> LeRobotWriter:
+        if self.writer is None:
+            self.writer = self.open_writer()
+        return self.writer
+
     def run_job(self, job: tuple) -> None:
         kind = job[0]
         if kind == "frame":
-            self.writer.add_frame(**job[1])
+            if self.lost is None:   # the rest of a lost episode is not written
+                self.writable().add_frame(**job[1])
         elif kind == "discard":
-            self.writer.discard_episode()
+            if self.writer is not None:
+                self.writer.discard_episode()
+            self.lost = None
             self.get_logger().info(f"episode {job[1]} discarded ({job[2]})")
         elif kind == "save":
             _, episode, success, summary = job
-            frames = self.writer.pending_frames
+            if self.lost is not None:
+                self.report_failed(episode)
+                return
+            frames = self.writable().pending_frames
             if frames == 0:
                 self.get_logger().warning(f"episode {episode}: no frames recorded ({summary}); nothing saved")
                 self.failed += 1
@@ -467,7 +511,8 @@ class RecorderNode(Node):
             self.jobs.put(("discard", self.episode, "still running at shutdown"))
         self.jobs.put(("stop",))
         self.worker.join(timeout=60)
-        self.writer.finalize()
+        if self.writer is not None:
+            self.writer.finalize()
         if self.bag is not None:
             self.bag.close()
 
