@@ -11,9 +11,10 @@ from rclpy.node import Node
 
 
 class Probe:
-    def __init__(self, name: str = "test_probe", namespace: str = ""):
+    def __init__(self, name: str = "test_probe", namespace: str = "", domain_id: int | None = None):
+        """`domain_id`: another ROS domain than the session's (ROS_DOMAIN_ID)."""
         self.context = Context()
-        rclpy.init(context=self.context, args=["--ros-args", "--disable-external-lib-logs"])
+        rclpy.init(context=self.context, args=["--ros-args", "--disable-external-lib-logs"], domain_id=domain_id)
         self.node = Node(name, namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
