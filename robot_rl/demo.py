@@ -29,7 +29,7 @@ class DemoConfig(BaseModel):
     task: str = "pick_lift"
     demo_episodes: int = Field(30, ge=1)
     demo_noise: float = Field(0.3, ge=0, description="scripted-expert noise: the prior imitates sloppy demos")
-    bc_steps: int = Field(6000, ge=1)
+    bc_steps: int = Field(8000, ge=1)
     bc_batch_size: int = Field(256, ge=1)
     hidden_dim: int = Field(128, ge=8)
     cameras: list[str] = Field(default_factory=list, description="image observations, e.g. [front, wrist]; "
