@@ -30,8 +30,9 @@ BRIDGE_OVERRIDES = ["lockstep=false", "realtime_factor=0.5", "camera_hz=5.0", "c
 
 
 @contextmanager
-def franky_sim_server(tmp_dir, address: str | None = None):
-    """One franky-sim server on a free loopback address; killed with its process group at the end.
+def franky_sim_server(tmp_dir, address: str | None = None, script=None):
+    """One franky-sim server on a free loopback address; killed with its process group at the end. `script`: a
+    fault-injecting wrapper (test/franky_sim_reflex.py).
 
     Skips when the separate venv is missing on a developer machine; in CI (CI=true) that is a failure."""
     if not franky_sim.sim_executable().exists():
@@ -39,7 +40,7 @@ def franky_sim_server(tmp_dir, address: str | None = None):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    server = franky_sim.FrankySimServer(address, log_path=tmp_dir / "franky_sim.log").start()
+    server = franky_sim.FrankySimServer(address, log_path=tmp_dir / "franky_sim.log", script=script).start()
     try:
         yield server
     finally:

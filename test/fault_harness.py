@@ -70,14 +70,19 @@ class Watch:
             lambda m: self.rewards.append(records.decode(m.data, records.RewardRecord)), contract.REWARD.qos)
         sub(JointTrajectory, self.topic(contract.EXECUTED_ACTION),
             lambda m: self.executed.append(convert.msg_to_chunk(m)), contract.LOSSLESS)
-        sub(JointTrajectory, self.topic(contract.ACTION_CHUNK),
-            lambda m: self.chunks.append(convert.msg_to_chunk(m)), contract.ACTION_CHUNK.qos)
+        sub(JointTrajectory, self.topic(contract.ACTION_CHUNK), self._on_chunk, contract.ACTION_CHUNK.qos)
         sub(JointState, self.topic(contract.JOINT_STATES),
             lambda m: self.joints.append((convert.from_time(m.header.stamp), list(m.position))), contract.LOSSLESS)
         sub(PoseStamped, self.topic(contract.EE_POSE),
             lambda m: self.poses.append((convert.from_time(m.header.stamp),
                                          (m.pose.position.x, m.pose.position.y, m.pose.position.z))),
             contract.LOSSLESS)
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        try:
+            self.chunks.append(convert.msg_to_chunk(msg))
+        except convert.ConversionError:  # a malformed chunk a test sent (an exception would stop the probe's spin)
+            pass
 
     def topic(self, t: contract.Topic) -> str:
         return f"{self.ns}/{t.name}"
@@ -149,7 +154,8 @@ def sockets_besides_dds(pid: int, domain_id: int) -> list[str]:
         udp4 = c.type == 2 and c.family == 2  # SOCK_DGRAM, AF_INET
         if not udp4 or not any(c.laddr.port in r for r in allowed):
             kind = {1: "tcp", 2: "udp"}.get(int(c.type), str(c.type))
-            odd.append(f"{kind} {c.laddr.ip}:{c.laddr.port} -> {c.raddr or '-'} {c.status}")
+            peer = f"{c.raddr.ip}:{c.raddr.port}" if c.raddr else "-"
+            odd.append(f"{kind} {c.laddr.ip}:{c.laddr.port} -> {peer} {c.status}")
     return odd
 
 

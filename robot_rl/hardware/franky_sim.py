@@ -53,9 +53,12 @@ class FrankySimServer:
 
     READY_LINE = "Connect to the server using"  # printed by franky-sim once both ports are bound
 
-    def __init__(self, address: str | None = None, log_path: Path | None = None):
+    def __init__(self, address: str | None = None, log_path: Path | None = None, script: Path | None = None):
+        """`script`: a Python file run with the franky-sim venv's interpreter instead of the `franky-sim` entry point,
+        with the same arguments (a wrapper that injects faults, in tests)."""
         self.address = address or free_loopback_address()
         self.log_path = Path(log_path or tempfile.mkstemp(prefix="franky_sim_", suffix=".log")[1])
+        self.script = script
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> FrankySimServer:
@@ -64,8 +67,9 @@ class FrankySimServer:
             raise FileNotFoundError(f"{exe} not found: run scripts/install.sh (it creates .venv-franka-sim), "
                                     f"or point {SIM_VENV_ENV} at a venv with franky-sim")
         env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), PYTHONUNBUFFERED="1")
+        cmd = [str(exe.parent / "python"), str(self.script)] if self.script else [str(exe)]
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([str(exe), "--simulator", "mujoco", "--hostname", self.address],
+            self.proc = subprocess.Popen(cmd + ["--simulator", "mujoco", "--hostname", self.address],
                                          stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
