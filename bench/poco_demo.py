@@ -1,7 +1,7 @@
 """The main job's numbers: `robot-rl demo` (noisy demonstrations → BC prior → POCO or a baseline through the ROS
 graph → evaluation on the same seeds) for each learner asked for.
 
-    python -m bench.poco_demo [--modes poco bc] [--seeds 0 1 2] [--online-episodes 15]
+    python -m bench.poco_demo [--modes poco bc] [--seeds 0 1 2] [--online-episodes 15]   # defaults: ~35 min
 
 Writes the `poco_demo` section of docs/benchmarks.md (table, timings, learning-curve PNGs under docs/).
 """
@@ -18,9 +18,9 @@ from robot_rl.demo import EVAL_SEED, DemoConfig, run_demo
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--modes", nargs="+", default=["poco"], choices=["poco", "bc", "best_of_n"])
+    parser.add_argument("--modes", nargs="+", default=["poco", "bc"], choices=["poco", "bc", "best_of_n"])
     parser.add_argument("--task", default="pick_lift")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="demo, prior and learner seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="demo, prior and learner seeds")
     parser.add_argument("--online-episodes", type=int, default=DemoConfig().online_episodes)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
