@@ -1,0 +1,100 @@
+"""Fault matrix #1: the learner killed with SIGKILL in the middle of an online run (sim_poco graph: bridge, learned
+policy, sim reward, learner, episode manager; real processes, real DDS). It is killed right after it persisted the
+first episode, while it trains on it: the moment a lost transition, a torn checkpoint or a graph waiting forever for
+weights that never come would show. Restarted, it reloads every persisted transition and its newest checkpoint, and
+the run goes on. (test_learning_graph.py covers a clean stop and restart.)"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import numpy as np
+import pytest
+import torch
+from std_msgs.msg import String
+
+from fault_harness import Watch, kill9, sockets_besides_dds, start_graph, wait_graph
+from robot_rl import bringup
+from robot_rl.core.types import EE_SPACE_NAMES
+from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, STATE_NAMES
+from robot_rl.policies import PolicySpec, build_policy, save_policy
+from robot_rl.policies.normalizer import Normalizer
+from robot_rl.rl.replay import load_episodes
+from robot_rl.ros import contract, records
+from ros_probe import Probe
+
+pytestmark = pytest.mark.graph
+NS = "/fault_learner"
+
+
+def prior(path) -> None:
+    torch.manual_seed(0)
+    state_dim = len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES)
+    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=state_dim, environment_state=True,
+                      horizon=5, execute_steps=5, hidden_dim=32, depth=2, flow_steps=4)
+    low = np.r_[[-0.01] * 3, [-0.06] * 3, 0.0]
+    normalizer = Normalizer.from_stats(low, -low + np.r_[[0] * 6, 0.08], np.zeros(state_dim), np.ones(state_dim))
+    save_policy(build_policy(spec, normalizer), path, version=0)
+
+
+def transitions(replay) -> list[int]:
+    return [len(ep.actions) for ep in load_episodes(replay)] if replay.exists() else []
+
+
+def test_learner_killed_mid_run_resumes_without_losing_a_transition(tmp_path):
+    prior(tmp_path / "prior")
+    out = tmp_path / "learner"
+    replay = out / "replay"
+    proc = start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_poco.yaml", NS, [
+        "mujoco_bridge.task=reach", f"policy.checkpoint={tmp_path / 'prior'}",
+        f"learner.checkpoint={tmp_path / 'prior'}", "learner.dataset=''", f"learner.output_dir={out}",
+        "learner.poco.batch_size=16", "learner.poco.num_candidates=4", "learner.poco.warmup_updates=0",
+        "learner.poco.critic_pretrain_updates=5", "learner.poco.critic_hidden=32",
+        "episode_manager.max_steps=60", "episode_manager.num_episodes=0", "episode_manager.exit_when_done=false"])
+    probe = Probe("learner_fault_probe")
+    watch = Watch(probe, NS)
+    watch.active = []
+    probe.node.create_subscription(String, watch.topic(contract.POLICY_ACTIVE),
+                                   lambda m: watch.active.append(records.decode(m.data, records.PolicyVersion)),
+                                   contract.POLICY_ACTIVE.qos)
+    try:
+        wait_graph(proc, lambda: replay.exists() and list(replay.glob("episode_*.npz")), 240, "a persisted episode")
+        kill9(proc, "learner")  # while it trains on that episode and writes its checkpoint
+        stored = load_episodes(replay)
+        before = [len(ep.actions) for ep in stored]
+        checkpoint = out / "checkpoint" / "config.json"
+        version_on_disk = json.loads(checkpoint.read_text())["version"] if checkpoint.exists() else 0
+        log = out / "learner_log.jsonl"
+        rows_before = len(log.read_text().splitlines()) if log.exists() else 0
+        killed = time.monotonic()
+
+        lines = len(proc.logs["learner"])
+        proc.restart("learner")
+        up = wait_graph(proc, lambda: next((m for line in proc.logs["learner"][lines:]
+                                            if (m := re.search(r"(\d+) steps in the store \((\d+) online episodes "
+                                                               r"resumed\), policy version (\d+)", line))), None),
+                        120, "the learner to come back")
+        # the run goes on: the next episode starts, runs, is stored and trained on, and newer weights come out
+        wait_graph(proc, lambda: len(transitions(replay)) > len(before), 240, "the next episode persisted")
+        wait_graph(proc, lambda: any(r.version > version_on_disk for r in watch.active), 240, "newer weights running")
+        resumed = time.monotonic() - killed
+        for name, p in proc.procs.items():
+            assert sockets_besides_dds(p.pid, int(os.environ["ROS_DOMAIN_ID"])) == [], name
+    finally:
+        probe.close()
+        proc.stop()
+    steps, episodes, version = (int(g) for g in up.groups())
+    after = load_episodes(replay)
+    print(f"\nlearner killed after persisting {len(before)} episode(s) / {sum(before)} transitions (checkpoint "
+          f"v{version_on_disk}, {rows_before} log rows); restarted with {episodes} episode(s) / {steps} "
+          f"transitions, v{version}; {len(after)} episodes stored and newer weights running {resumed:.0f} s after "
+          f"the kill")
+    assert (episodes, steps, version) == (len(before), sum(before), version_on_disk)
+    for old, new in zip(stored, after):  # every transition stored before the kill, bit for bit
+        assert np.array_equal(old.states, new.states) and np.array_equal(old.actions, new.actions)
+        assert np.array_equal(old.rewards, new.rewards)
+    assert [len(ep.actions) for ep in after][:len(before)] == before
+    versions = [json.loads(line)["version"] for line in log.read_text().splitlines()]
+    assert versions == sorted(set(versions)) and versions[-1] > version_on_disk, versions
