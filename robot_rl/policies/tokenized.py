@@ -128,7 +128,9 @@ class TokenizedPolicy(ChunkPolicy):
 
         if not self.options.lm_path:
             raise ValueError("load_pretrained_lm needs tokenized.lm_path")
-        pretrained = AutoModelForCausalLM.from_pretrained(self.options.lm_path, tie_word_embeddings=False)
+        # safetensors only: a checkpoint that has just pytorch_model.bin (a pickle) is refused, never unpickled
+        pretrained = AutoModelForCausalLM.from_pretrained(self.options.lm_path, tie_word_embeddings=False,
+                                                          use_safetensors=True)
         pretrained.resize_token_embeddings(self.vocab_size)
         self.lm.load_state_dict(pretrained.state_dict())
 
