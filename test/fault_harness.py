@@ -121,9 +121,16 @@ class Watch:
         return wait_for(lambda: self.last_status(episode, "ended"), timeout, f"episode {episode} to end")
 
     def pause(self) -> None:
-        """episode/stop: ends a running episode and keeps the next from starting (until episode/start)."""
+        """episode/stop: ends a running episode and keeps the next from starting (until episode/start). An episode
+        whose reset is in progress starts anyway: it is stopped by the next call."""
+        def idle() -> bool:
+            if self.status and self.status[-1].state in ("idle", "ended"):
+                return True
+            self.call("episode/stop")
+            return False
+
         self.call("episode/stop")
-        wait_for(lambda: self.status and self.status[-1].state in ("idle", "ended"), 30, "the episode manager idle")
+        wait_for(idle, 30, "the episode manager idle", interval=0.5)
 
     def executed_in(self, episode: records.EpisodeStatus, source: str | None = None) -> list:
         return [c for c in self.executed if c.target_time(0) > episode.stamp and (source is None or c.source == source)]
