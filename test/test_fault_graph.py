@@ -99,6 +99,17 @@ def test_sim_clock_stall_neither_acts_nor_ends_the_episode(graph):
     assert end.outcome == "stopped", end
 
 
+def test_estop_mid_episode_ends_it_interrupted_and_recover_lets_the_next_run(graph):
+    proc, watch = graph
+    episode = running_with_actions(proc, watch)
+    assert watch.call("arm/stop").success
+    end = watch.wait_end(episode.episode, 30)
+    assert end.outcome == "interrupted" and "estop" in end.reason, end
+    assert watch.call("arm/recover").success
+    running_with_actions(proc, watch)  # the next episode starts and acts
+    watch.pause()
+
+
 def test_reward_node_killed_mid_episode_ends_it_interrupted(graph):
     proc, watch = graph
     episode = running_with_actions(proc, watch)
