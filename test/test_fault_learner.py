@@ -98,3 +98,36 @@ def test_learner_killed_mid_run_resumes_without_losing_a_transition(tmp_path):
     assert [len(ep.actions) for ep in after][:len(before)] == before
     versions = [json.loads(line)["version"] for line in log.read_text().splitlines()]
     assert versions == sorted(set(versions)) and versions[-1] > version_on_disk, versions
+
+
+def test_learner_never_publishes_non_finite_weights_and_the_run_goes_on(tmp_path):
+    """Updates that blow up (lr 1e30 drives the actor to inf / NaN): the learner reports the failure on
+    learner/status, re-issues its last good weights (the prior) under the next version, and the episodes run on."""
+    prior(tmp_path / "prior")
+    ns = "/fault_learner_nan"
+    proc = start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_poco.yaml", ns, [
+        "mujoco_bridge.task=reach", f"policy.checkpoint={tmp_path / 'prior'}",
+        f"learner.checkpoint={tmp_path / 'prior'}", "learner.dataset=''", f"learner.output_dir={tmp_path / 'out'}",
+        "learner.poco.batch_size=8", "learner.poco.num_candidates=2", "learner.poco.warmup_updates=0",
+        "learner.poco.critic_hidden=16", "learner.poco.lr=1e30", "episode_manager.max_steps=20",
+        "episode_manager.num_episodes=2", f"episode_manager.results_path={tmp_path / 'episodes.jsonl'}"])
+    probe = Probe("learner_nan_probe")
+    statuses, active = [], []
+    probe.node.create_subscription(String, f"{ns}/{contract.LEARNER_STATUS.name}",
+                                   lambda m: statuses.append(records.decode(m.data, records.LearnerStatus)),
+                                   contract.LEARNER_STATUS.qos)
+    probe.node.create_subscription(String, f"{ns}/{contract.POLICY_ACTIVE.name}",
+                                   lambda m: active.append(records.decode(m.data, records.PolicyVersion)),
+                                   contract.POLICY_ACTIVE.qos)
+    try:
+        assert proc.wait(timeout=240) == 0, proc.logs
+    finally:
+        probe.close()
+        proc.stop()
+    episodes = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 2  # the second episode ran on the old weights
+    errors = [s for s in statuses if s.state == "error"]
+    assert errors and "non-finite" in errors[-1].message, statuses
+    assert active and all(a.message == "" for a in active)  # every version served was accepted and ran
+    assert not (tmp_path / "out" / "learner_log.jsonl").exists()  # no trained row
+    assert not (tmp_path / "out" / "checkpoint").exists()  # and nothing non-finite was saved

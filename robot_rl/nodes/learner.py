@@ -6,13 +6,17 @@ really commanded, human interventions included: their stretches are also kept as
 and `episode/status`; keeps every episode in its replay store (offline demonstrations included) and persists each
 one to disk, so a restarted learner resumes without losing transitions; after each episode it runs one update per new
 env step (UTD 1) in a worker thread, then publishes the new weights (safetensors bytes + a `policy/version` record
-with their sha256). The node can run on another host than the robot: only these topics cross (docs/architecture.md).
+with their sha256) and a `learner/status` record. A failed or non-finite update is reported there and the last good
+weights stay in service. The node can run on another host than the robot: only these topics cross
+(docs/architecture.md).
 """
 from __future__ import annotations
 
 import json
 import queue
 import threading
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +32,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl.core.stamps import stamp_key
 from robot_rl.data.features import environment_vector, state_vector
-from robot_rl.policies import load_policy, policy_to_bytes, save_policy, sha256_hex
+from robot_rl.policies import load_policy, policy_from_bytes, policy_to_bytes, save_policy, sha256_hex
 from robot_rl.policies.encoders import resize_frames
 from robot_rl.rl.assembler import EpisodeAssembler
 from robot_rl.rl.offline import offline_episodes
@@ -38,6 +42,16 @@ from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 
 CRITIC_FILE = "critic.safetensors"
+STATE_FILE = "learner_state.json"  # how many persisted online episodes the checkpoint has been trained on
+
+
+@dataclass
+class Work:
+    """The updates owed to one ended episode; `steps` 0 (nothing stored) re-issues the last good weights."""
+    episode: int | None  # None: a persisted episode the learner had not trained on before it was restarted
+    outcome: str
+    steps: int
+    intervention_rate: float
 
 
 class LearnerConfig(BaseModel, extra="forbid"):
@@ -75,6 +89,10 @@ class LearnerNode(Node):
         for episode in resumed:
             self.add_to_store(episode)
         self.online_episodes = len(resumed)
+        self.trained_episodes = self._trained_episodes(len(resumed)) if resuming else 0
+        self.work: queue.Queue = queue.Queue()
+        for episode in resumed[self.trained_episodes:]:  # persisted, but the learner died before training on them
+            self.work.put(Work(None, "resumed", len(episode.actions), float(episode.interventions.mean())))
         self.rng = np.random.default_rng(cfg.seed)
         self.critic_warmup = 0 if resuming or not len(self.store) else cfg.poco.critic_pretrain_updates
         self.assembler = EpisodeAssembler(1.0 / cfg.control_hz)
@@ -84,14 +102,17 @@ class LearnerNode(Node):
         self.parts = (("pose", "joints") + (("environment",) if policy.spec.environment_state else ())
                       + tuple(f"camera/{cam}" for cam in self.cameras))
         self.pending: dict[str, dict[int, object]] = {part: {} for part in self.parts}
+        self.parts_received: set[str] = set()
         self.episode: int | None = None
         self.start_stamp = 0.0
-        self.work: queue.Queue = queue.Queue()
-        self.results: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()  # (state, weights to publish or None, log row or message)
+        self.state, self.message, self.last_row = "warming_up", "", {}
+        self.last_blob = policy_to_bytes(policy, self.version)  # the newest good weights, served after a failure
 
         self.pub_weights = self.create_publisher(UInt8MultiArray, contract.POLICY_WEIGHTS.name,
                                                  contract.POLICY_WEIGHTS.qos)
         self.pub_version = self.create_publisher(String, contract.POLICY_VERSION.name, contract.POLICY_VERSION.qos)
+        self.pub_status = self.create_publisher(String, contract.LEARNER_STATUS.name, contract.LEARNER_STATUS.qos)
         self.create_subscription(JointState, contract.JOINT_STATES.name, self.on_joints, contract.LOSSLESS)
         self.create_subscription(PoseStamped, contract.EE_POSE.name, self.on_pose, contract.LOSSLESS)
         self.create_subscription(JointTrajectory, contract.EXECUTED_ACTION.name, self.on_executed,
@@ -109,6 +130,7 @@ class LearnerNode(Node):
         # announce the weights (which lets the episode manager start) only once the streams the learner records are
         # discovered: an episode that began before would reach the learner without its first states, or not at all
         self.announce_timer = self.create_timer(0.1, self.announce_when_connected)
+        self.publish_status()
         self.get_logger().info(f"learner up: {len(self.store)} steps in the store ({len(resumed)} online episodes "
                                f"resumed), policy version {self.version} "
                                f"({'resumed from ' + str(self.state_dir) if resuming else cfg.checkpoint}), "
@@ -139,6 +161,7 @@ class LearnerNode(Node):
         self._merge(convert.from_time(msg.header.stamp), f"camera/{cam}", frame)
 
     def _merge(self, stamp: float, part: str, value) -> None:
+        self.parts_received.add(part)
         key = stamp_key(stamp)
         self.pending[part][key] = value
         if all(key in self.pending[p] for p in self.parts):
@@ -189,7 +212,7 @@ class LearnerNode(Node):
         raw, reason = self.assembler.finish(self.start_stamp)
         if raw is None:  # still answer with a version, so a graph waiting for new weights goes on
             self.get_logger().warning(f"episode {status.episode} not stored: {reason}")
-            self.work.put((status.episode, status.outcome, 0, float("nan")))
+            self.work.put(Work(status.episode, status.outcome, 0, float("nan")))
             return
         if reason:
             self.get_logger().warning(f"episode {status.episode}: {reason}")
@@ -199,7 +222,7 @@ class LearnerNode(Node):
         save_episode(episode, self.replay_dir, self.online_episodes)  # persisted before any update uses it
         self.online_episodes += 1
         self.add_to_store(episode)
-        self.work.put((status.episode, status.outcome, len(actions), float(raw.interventions.mean())))
+        self.work.put(Work(status.episode, status.outcome, len(actions), float(raw.interventions.mean())))
 
     def add_to_store(self, episode: Episode) -> None:
         """An online episode, plus its human-controlled stretches once more as demonstrations (HIL-SERL)."""
@@ -208,42 +231,86 @@ class LearnerNode(Node):
             self.store.add(segment)
 
     def worker(self) -> None:
-        """Runs the updates off the ROS thread, so transitions keep arriving while the learner trains."""
-        with self.lock:
-            self.learner.pretrain_critic(lambda: self.store.sample(self.cfg.poco.batch_size, self.rng),
-                                         self.critic_warmup)
-        while True:
-            episode, outcome, steps, intervention_rate = self.work.get()
+        """Runs the updates off the ROS thread, so transitions keep arriving while the learner trains. An exception
+        or non-finite weights fail that episode's updates only: reported, and the last good weights served on."""
+        try:
             with self.lock:
-                metrics = [self.learner.update(self.store.sample(self.cfg.poco.batch_size, self.rng)).__dict__
-                           for _ in range(steps)]  # UTD 1
-                self.version += 1
-                blob = policy_to_bytes(self.learner.policy, self.version)
-                self.save_state()
-            summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]} if metrics else {}
-            self.results.put((blob, {"episode": episode, "outcome": outcome, "steps": steps,
-                                     "intervention_rate": intervention_rate, "store_steps": len(self.store),
-                                     "updates": self.learner.updates,
-                                     "version": self.version, **summary}))
+                self.learner.pretrain_critic(lambda: self.store.sample(self.cfg.poco.batch_size, self.rng),
+                                             self.critic_warmup)
+            self.results.put(("waiting", None, None))
+        except Exception as err:  # noqa: BLE001 - any failure is reported, the node keeps serving weights
+            self.results.put(("error", None, f"critic warm-up failed: {err!r}\n{traceback.format_exc()}"))
+        while True:
+            work = self.work.get()
+            if work.steps == 0:  # nothing stored: answer anyway, so a graph waiting for newer weights goes on
+                self.results.put((self.state, self.reissue_last_good(), None))
+                continue
+            self.results.put(("training", None, None))
+            try:
+                with self.lock:
+                    row = self.train(work)
+                self.results.put(("waiting", self.last_blob, row))
+            except Exception as err:  # noqa: BLE001
+                message = (f"updates after episode {work.episode} failed; the last good weights stay in service: "
+                           f"{err!r}\n{traceback.format_exc()}")
+                self.results.put(("error", self.reissue_last_good(), message))
+
+    def reissue_last_good(self) -> bytes:
+        """The last good weights under the next version number (a graph waits for a version newer than the one
+        that ran its last episode)."""
+        policy, _ = policy_from_bytes(self.last_blob)
+        self.version += 1
+        self.last_blob = policy_to_bytes(policy, self.version)
+        return self.last_blob
+
+    def train(self, work: Work) -> dict:
+        """UTD 1 on the store for one episode's steps; saves and returns the log row (raises on non-finite weights)."""
+        metrics = [self.learner.update(self.store.sample(self.cfg.poco.batch_size, self.rng)).__dict__
+                   for _ in range(work.steps)]
+        if not self.weights_finite():
+            raise FloatingPointError("non-finite actor or critic weights after the updates")
+        self.version += 1
+        self.trained_episodes += 1
+        self.last_blob = policy_to_bytes(self.learner.policy, self.version)
+        self.save_state()
+        summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]}
+        return {"episode": work.episode, "outcome": work.outcome, "steps": work.steps,
+                "intervention_rate": work.intervention_rate, "store_steps": len(self.store),
+                "updates": self.learner.updates, "version": self.version, **summary}
 
     def drain_results(self) -> None:
         while not self.results.empty():
-            blob, row = self.results.get()
-            with (self.out / "learner_log.jsonl").open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            self._publish(blob)
-            self.get_logger().info(f"episode {row['episode']} ({row['outcome']}): {row['steps']} updates, "
-                                   f"version {row['version']}, q_clip_ratio {row.get('q_clip_ratio', np.nan):.2f}")
+            self.state, blob, info = self.results.get()
+            if self.state == "error":
+                self.message = info
+                self.get_logger().error(info)
+            elif info is not None:
+                self.last_row, self.message = info, ""
+                with (self.out / "learner_log.jsonl").open("a") as f:
+                    f.write(json.dumps(info) + "\n")
+                self.get_logger().info(f"episode {info['episode']} ({info['outcome']}): {info['steps']} updates, "
+                                       f"version {info['version']}, q_clip_ratio {info.get('q_clip_ratio', np.nan):.2f}")
+            if blob is not None:
+                self._publish(blob)
+            self.publish_status()
+
+    def publish_status(self) -> None:
+        rec = records.LearnerStatus(stamp=self.get_clock().now().nanoseconds * 1e-9, state=self.state,
+                                    version=self.version, updates=self.learner.updates, store_steps=len(self.store),
+                                    online_episodes=self.online_episodes, message=self.message.split("\n")[0],
+                                    last_episode=self.last_row)
+        self.pub_status.publish(String(data=records.encode(rec)))
 
     def announce_when_connected(self) -> None:
-        topics = ([contract.JOINT_STATES, contract.EE_POSE, contract.EXECUTED_ACTION, contract.REWARD]
-                  + [contract.camera_image(cam) for cam in self.cameras])
-        if all(self.count_publishers(t.name) > 0 for t in topics):
+        """Seeing a publisher is not enough: its writer may not have matched this reader yet, and what it sends until
+        then is lost. Every observation part must have arrived once (the driver streams them even between episodes)."""
+        topics = [contract.EXECUTED_ACTION, contract.REWARD]
+        if all(self.count_publishers(t.name) > 0 for t in topics) and self.parts_received >= set(self.parts):
             self.announce_timer.cancel()
             self.publish_weights()
 
     def publish_weights(self) -> None:
-        self._publish(policy_to_bytes(self.learner.policy, self.version))
+        self._publish(self.last_blob)
 
     def _publish(self, blob: bytes) -> None:
         self.pub_weights.publish(UInt8MultiArray(data=blob))
@@ -251,14 +318,30 @@ class LearnerNode(Node):
                                     sha256=sha256_hex(blob), policy_type=self.learner.policy.spec.type)
         self.pub_version.publish(String(data=records.encode(rec)))
 
+    def weights_finite(self) -> bool:
+        modules = (self.learner.policy, self.learner.critic, self.learner.critic_target)
+        return all(torch.isfinite(p).all() for m in modules for p in m.parameters())
+
     def save_state(self) -> None:
         """Critic first, then the actor: a crash in between leaves an older actor with a newer critic, never a
-        checkpoint that fails to load. Adam's moments are not kept; they rebuild within a few hundred updates."""
+        checkpoint that fails to load. Adam's moments are not kept; they rebuild within a few hundred updates.
+        Non-finite weights are never written: the checkpoint on disk stays the last good one."""
+        if not self.weights_finite():
+            self.get_logger().error("not saving the learner: its weights are not finite (last good checkpoint kept)")
+            return
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / f".{CRITIC_FILE}.tmp"
         save_file(self.learner.critic_tensors(), tmp)
         tmp.replace(self.state_dir / CRITIC_FILE)
         save_policy(self.learner.policy, self.state_dir, self.version)
+        tmp = self.state_dir / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps({"trained_episodes": self.trained_episodes, "version": self.version}) + "\n")
+        tmp.replace(self.state_dir / STATE_FILE)
+
+    def _trained_episodes(self, persisted: int) -> int:
+        """Online episodes the checkpoint has been trained on (all of them for a checkpoint without the record)."""
+        path = self.state_dir / STATE_FILE
+        return min(persisted, json.loads(path.read_text())["trained_episodes"]) if path.exists() else persisted
 
     def on_save(self, _req, resp):
         with self.lock:

@@ -72,6 +72,7 @@ POLICY_WEIGHTS = Topic("policy/weights", UInt8MultiArray, LATCHED)
 POLICY_VERSION = Topic("policy/version", String, LATCHED)
 POLICY_ACTIVE = Topic("policy/active", String, LATCHED)  # the version the policy node runs, or why it refused one
 ARM_STATUS = Topic("arm/status", String, LATCHED_10)
+LEARNER_STATUS = Topic("learner/status", String, LATCHED)  # LearnerStatus JSON record
 TASK_STATE = Topic("sim/task_state", String, RELIABLE_10)  # sim only: privileged state, no hardware counterpart
 CLOCK = Topic("/clock", Clock, CLOCK_QOS)
 TELEOP_ACTIVE = Topic("teleop/active", Bool, LATCHED)  # True while a human has taken over: the policy node yields

@@ -68,6 +68,20 @@ class ArmStatus(Record):
                                               "(the policy or teleop went silent): holding position")
 
 
+class LearnerStatus(Record):
+    """What the learner is doing (learner/status): its weights' version, store size and the newest episode's row."""
+
+    kind: Literal["learner_status"] = "learner_status"
+    state: Literal["warming_up", "waiting", "training", "error"]
+    version: int = Field(ge=0)
+    updates: int = Field(ge=0)
+    store_steps: int = Field(ge=0)
+    online_episodes: int = Field(ge=0)
+    message: str = Field("", description="in error: what failed (the learner keeps serving its last good weights)")
+    last_episode: dict[str, float | int | str | None] = Field(default_factory=dict,
+                                                            description="the newest learner_log.jsonl row")
+
+
 class TaskState(Record):
     """Privileged simulator state (object poses, success). Sim only: it has no hardware counterpart."""
 
@@ -78,7 +92,8 @@ class TaskState(Record):
 
 
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.model_fields["kind"].default: cls for cls in (RewardRecord, EpisodeStatus, PolicyVersion, ArmStatus, TaskState)
+    cls.model_fields["kind"].default: cls
+    for cls in (RewardRecord, EpisodeStatus, PolicyVersion, ArmStatus, LearnerStatus, TaskState)
 }
 
 
