@@ -159,7 +159,7 @@ def test_policy_node_killed_arm_holds_from_the_next_tick_and_episode_is_interrup
           f"the next tick (t={hold_from:.3f}); TCP motion while holding {drift * 1e3:.2f} mm; episode {end.outcome} "
           f"at t={end_time:.3f} ({detect_wall:.1f} s wall after the kill): {end.reason}; restarted, acting again")
     assert tail <= 5  # at most the unexecuted tail of the last validated chunk (horizon 5)
-    assert drift < 0.005
+    assert drift < 0.01  # settling onto the frozen target: at most the tracking lag, under one 1 cm EE step
     assert end.outcome == "interrupted" and "watchdog" in end.reason, end
 
 

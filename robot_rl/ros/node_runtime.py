@@ -127,6 +127,10 @@ def run_node(node_factory, args: list[str] | None = None) -> int:
         code = req.code
     except (KeyboardInterrupt, ExternalShutdownException):
         code = 0
+    except _rclpy.RCLError:
+        if rclpy.ok():
+            raise
+        code = 0  # SIGTERM's shutdown landed between two waits of the executor: a clean stop, not an error
     finally:
         if node is not None and hasattr(node, "close"):
             node.close()
