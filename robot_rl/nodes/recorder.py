@@ -227,7 +227,11 @@ class RecorderNode(Node):
         for topic in topics:
             name = self.resolve_topic_name(topic.name)
             bag.add_topic(name, topic.msg_type)
-            self.create_subscription(topic.msg_type, topic.name, lambda data, n=name: bag.write(n, data), topic.qos,
+            # as deep as the dataset's own readers: with the contract's depth 10 a lockstep burst overwrote samples
+            # before the executor took them (the bag held 20 of an episode's 42 executed actions)
+            qos = QoSProfile(depth=max(topic.qos.depth, 200), reliability=topic.qos.reliability,
+                             durability=topic.qos.durability, history=topic.qos.history)
+            self.create_subscription(topic.msg_type, topic.name, lambda data, n=name: bag.write(n, data), qos,
                                      raw=True)
         self.get_logger().info(f"raw topics -> {path}")
         return bag
