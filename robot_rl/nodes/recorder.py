@@ -121,6 +121,7 @@ class McapBag:
         self.writer = Writer(self.file, compression=CompressionType.ZSTD)
         self.writer.start(profile="ros2", library="robot_rl recorder")
         self.channels: dict[str, int] = {}
+        self.received: set[str] = set()  # topics with at least one message written
         self.lock = threading.Lock()
         self.error: OSError | None = None   # after a failed write the bag stops (MCAP readers recover the chunks before)
         self.on_error = on_error
@@ -137,6 +138,7 @@ class McapBag:
                 return
             try:
                 self.writer.add_message(self.channels[topic], log_time=now, data=data, publish_time=now)
+                self.received.add(topic)
             except OSError as err:  # a full disk: the bag stops, the dataset and the node go on
                 self.error = err
                 self.on_error(err)
@@ -424,10 +426,12 @@ class RecorderNode(Node):
 
     def inputs_ready(self) -> bool:
         """Samples of every continuous stream have arrived (so the subscriptions are matched, not just discovered),
-        and the per-episode topics (executed actions, rewards) have publishers."""
+        for the bag's raw readers too, and the per-episode topics (executed actions, rewards) have publishers."""
         streams = ["joint_states", "ee_pose"]
+        bag_streams = [contract.JOINT_STATES, contract.EE_POSE] + [contract.camera_image(c) for c in self.cfg.cameras]
         return (self.status_seen and all(self.streams.newest_stamp(n) is not None for n in streams)
                 and all(self.images.newest_stamp(c) is not None for c in self.cfg.cameras)
+                and (self.bag is None or {self.resolve_topic_name(t.name) for t in bag_streams} <= self.bag.received)
                 and all(self.count_publishers(t.name) for t in (contract.EXECUTED_ACTION, contract.REWARD)))
 
     def on_timer(self) -> None:
