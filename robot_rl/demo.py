@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from robot_rl.core.yaml_config import load_yaml_model
 
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ...: never seen in training
 
@@ -49,19 +50,7 @@ class DemoConfig(BaseModel):
 
 def load_demo_config(path: str | Path | None, **overrides) -> DemoConfig:
     """DemoConfig from a YAML file (or the defaults), then `overrides` (None values ignored); errors name the file."""
-    data: dict = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ValueError(f"{path}: cannot read the demo config: {err}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the demo config must be a mapping of DemoConfig keys")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return DemoConfig(**data)
-    except ValidationError as err:
-        raise ValueError(f"{path or 'demo flags'}: {err}") from None
+    return load_yaml_model(DemoConfig, path, **overrides)
 
 
 def _camera_sets(cfg: DemoConfig) -> list[str]:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from robot_rl.core.types import EE_SPACE_NAMES
+from robot_rl.core.yaml_config import load_yaml_model
 from robot_rl.data.collect_sim import collect_demos, sim_state
 from robot_rl.rl.lifelong_rft import (Demos, RFTConfig, SFTConfig, demo_normalizer, load_demos,
                                       reinforcement_finetune, supervised_finetune)
@@ -67,11 +67,7 @@ class RFTFileConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> RFTFileConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        try:
-            return cls.model_validate(data)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+        return load_yaml_model(cls, path)
 
 
 def task_demos(task: str, episodes: int, noise: float, seed: int, root: Path, horizon: int) -> Demos:
