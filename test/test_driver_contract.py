@@ -49,8 +49,8 @@ def test_topics_services_and_reset_answer(driver):
         graph = dict(driver.probe.node.get_topic_names_and_types())
         assert graph[name] == [f"{topic.msg_type.__module__.split('.')[0]}/msg/{topic.msg_type.__name__}"]
     services = dict(driver.probe.node.get_service_names_and_types())
-    for name in contract.ARM_SERVICES:
-        assert f"{driver.ns}/{name}" in services
+    for service in contract.ARM_SERVICES:
+        assert f"{driver.ns}/{service.name}" in services
     resp = driver.call(Trigger, "arm/reset", Trigger.Request())
     assert resp.success, resp.message
     answer = json.loads(resp.message)

@@ -20,37 +20,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm import tqdm
 
 from robot_rl.policies.base import ChunkPolicy
+from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.replay import ChunkBatch
-
-
-class POCOConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mode: Literal["poco", "bc", "best_of_n", "actor_gradient"] = "poco"
-    num_candidates: int = Field(32, ge=1, description="N")
-    temperature: float = Field(1e-3, gt=0, description="η; 1e-3 in the released scripts (near-argmax)")
-    beta: float = Field(1.0, ge=0, description="β, weight of the posterior term")
-    bc_weight: float = Field(1.0, ge=0, description="c_bc, the BC trust region")
-    clip: float = Field(0.3, gt=0, description="ζ, clip on the candidate loss; tune by q_clip_ratio")
-    gamma: float = Field(0.99, gt=0, le=1)
-    polyak: float = Field(0.005, gt=0, le=1, description="τ")
-    lr: float = Field(3e-4, gt=0)
-    batch_size: int = Field(256, ge=1)
-    warmup_updates: int = Field(1000, ge=0)
-    critic_pretrain_updates: int = Field(0, ge=0, description="critic-only updates on the offline data before the "
-                                                                "first online episode (0 = as in the paper's code)")
-    actor_q_weight: float = Field(2.5, ge=0, description="α of the actor_gradient baseline (TD3+BC's 2.5)")
-    critic_hidden: int = Field(256, ge=8)
-    critic_depth: int = Field(3, ge=1)
-    critic_ensemble: int = Field(2, ge=1)
-    step_penalty: float = Field(-0.01, description="added to every reward when episodes enter the store")
 
 
 def posterior_weights(q: torch.Tensor, temperature: float) -> torch.Tensor:

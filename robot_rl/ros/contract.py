@@ -12,6 +12,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, String, UInt8MultiArray
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 SENSOR = qos_profile_sensor_data  # best effort, keep last 5, volatile
@@ -77,8 +78,45 @@ TASK_STATE = Topic("sim/task_state", String, RELIABLE_10)  # sim only: privilege
 CLOCK = Topic("/clock", Clock, CLOCK_QOS)
 TELEOP_ACTIVE = Topic("teleop/active", Bool, LATCHED)  # True while a human has taken over: the policy node yields
 
-ARM_SERVICES = ("arm/reset", "arm/stop", "arm/recover", "arm/enable")  # Trigger, Trigger, Trigger, SetBool
-EPISODE_SERVICES = ("episode/start", "episode/stop", "episode/mark_success", "episode/mark_failure")  # Trigger
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    srv_type: type
+
+
+ARM_RESET = Service("arm/reset", Trigger)  # answer: JSON {seed, task, stamp}
+ARM_STOP = Service("arm/stop", Trigger)  # e-stop
+ARM_RECOVER = Service("arm/recover", Trigger)
+ARM_ENABLE = Service("arm/enable", SetBool)
+EPISODE_START = Service("episode/start", Trigger)
+EPISODE_STOP = Service("episode/stop", Trigger)
+EPISODE_MARK_SUCCESS = Service("episode/mark_success", Trigger)
+EPISODE_MARK_FAILURE = Service("episode/mark_failure", Trigger)
+LEARNER_SAVE = Service("learner/save", Trigger)
+RECORDER_DISCARD = Service("recorder/discard", Trigger)  # drop the episode being recorded (re-record)
+
+ARM_SERVICES = (ARM_RESET, ARM_STOP, ARM_RECOVER, ARM_ENABLE)
+EPISODE_SERVICES = (EPISODE_START, EPISODE_STOP, EPISODE_MARK_SUCCESS, EPISODE_MARK_FAILURE)
+
+
+# Every node makes its endpoints through these four, so names, types and QoS come from the table above only.
+def publisher(node, topic: Topic):
+    return node.create_publisher(topic.msg_type, topic.name, topic.qos)
+
+
+def subscribe(node, topic: Topic, callback, qos: QoSProfile | None = None, raw: bool = False):
+    """`qos` overrides the topic's own only where a reader needs a deeper history (LOSSLESS, SENSOR_DEEP)."""
+    return node.create_subscription(topic.msg_type, topic.name, callback, qos or topic.qos, raw=raw)
+
+
+def serve(node, service: Service, callback):
+    return node.create_service(service.srv_type, service.name, callback)
+
+
+def client(node, service: Service):
+    return node.create_client(service.srv_type, service.name)
 
 
 def driver_topics(cameras: list[str]) -> list[Topic]:
