@@ -44,7 +44,7 @@ def make_env(max_steps: int):
 def record_demos(root: Path, scene: int, episodes: int, noise: float, max_steps: int) -> float:
     """Noisy scripted expert on the fixed scene, written as a LeRobot v3 dataset; returns its success rate."""
     from robot_rl.core.types import EE_SPACE_NAMES
-    from robot_rl.data.features import STATE_NAMES
+    from robot_rl.core.state import STATE_NAMES
     from robot_rl.data.lerobot import LeRobotWriter
     from robot_rl.sim.expert import expert_chunk
     from robot_rl.sim.gym_env import CONTROL_HZ, normalise_ee_delta

@@ -229,7 +229,7 @@ def test_collect_demos_reach(tmp_path: Path):
 
 def test_environment_state_is_the_object_and_goal(tmp_path: Path):
     from robot_rl.data.collect_sim import collect_demos
-    from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, environment_vector, has_environment_state
+    from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, environment_vector, has_environment_state
 
     root = tmp_path / "lift"
     collect_demos("pick_lift", episodes=1, noise=0.0, seed=3, root=root, environment_state=True, max_steps=10)

@@ -22,7 +22,7 @@ from fault_harness import (Watch, kill9, listening_tcp, other_domain, sockets_be
                            wait_quiet)
 from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
-from robot_rl.data.features import STATE_NAMES
+from robot_rl.core.state import STATE_NAMES
 from robot_rl.policies import PolicySpec, build_policy, save_policy
 from robot_rl.nodes.teleop import TeleopNode
 from robot_rl.policies.normalizer import Normalizer

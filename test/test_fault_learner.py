@@ -18,7 +18,7 @@ from std_msgs.msg import String
 from fault_harness import Watch, kill9, sockets_besides_dds, start_graph, wait_graph
 from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES
-from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, STATE_NAMES
+from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES
 from robot_rl.policies import PolicySpec, build_policy, save_policy
 from robot_rl.policies.normalizer import Normalizer
 from robot_rl.rl.replay import load_episodes

@@ -16,7 +16,7 @@ from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
-from robot_rl.data.features import STATE_NAMES
+from robot_rl.core.state import STATE_NAMES
 from robot_rl.policies import PolicySpec, build_policy, policy_to_bytes, save_policy
 from robot_rl.ros import contract, records
 from ros_probe import Probe, wait_for

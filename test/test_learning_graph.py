@@ -14,7 +14,7 @@ from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.data.collect_sim import collect_demos
 from robot_rl.data.lerobot import LeRobotReader
-from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, STATE_NAMES
+from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES
 from robot_rl.policies import PolicySpec, build_policy, policy_to_bytes, save_policy, sha256_hex
 from robot_rl.policies.normalizer import Normalizer
 from robot_rl.rl.replay import load_episodes

@@ -8,7 +8,7 @@ import torch
 
 from robot_rl.core.observation import Observation
 from robot_rl.core.types import EE_SPACE_NAMES
-from robot_rl.data.features import STATE_NAMES
+from robot_rl.core.state import STATE_NAMES
 from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.policies import (CheckpointError, PolicySpec, build_policy, load_policy, policy_from_bytes,
                                policy_to_bytes, save_policy)
@@ -277,7 +277,7 @@ def test_tokenized_checkpoint_runs_in_the_sim_eval_graph(tmp_path):
     """The policy node (backend learned) serves a tokenized checkpoint through real processes and DDS: one reach
     episode of the sim_eval graph runs its steps on the published chunks."""
     from robot_rl import bringup
-    from robot_rl.data.features import ENVIRONMENT_STATE_NAMES
+    from robot_rl.core.state import ENVIRONMENT_STATE_NAMES
 
     state_dim = len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES)
     torch.manual_seed(0)

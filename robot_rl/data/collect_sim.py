@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robot_rl.core.types import EE_SPACE_NAMES
-from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, STATE_NAMES, environment_vector, state_vector
+from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES, observation_state
 from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.sim.evaluate import CONTROL_HZ, MAX_CONTROL_STEPS
 from robot_rl.sim.expert import expert_chunk
@@ -30,9 +30,7 @@ CHUNK = 5   # expert actions executed open loop before re-planning (as a POCO-st
 def sim_state(sim: PandaSim, environment_state: bool = False) -> np.ndarray:
     """The shared state vector of the simulated robot (+ the privileged environment state)."""
     pos, quat = sim.ee_pose()
-    joints = sim.joint_positions()
-    robot = state_vector(pos, quat, joints[7], joints[:7])
-    return np.r_[robot, environment_vector(sim.task_state())] if environment_state else robot
+    return observation_state(pos, quat, sim.joint_positions(), sim.task_state() if environment_state else None)
 
 
 def collect_demos(task: str, episodes: int, noise: float, seed: int, root: str | Path,

@@ -31,7 +31,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl.core.stamps import stamp_key
-from robot_rl.data.features import environment_vector, state_vector
+from robot_rl.core.state import environment_vector, state_vector
 from robot_rl.policies import load_policy, policy_from_bytes, policy_to_bytes, save_policy, sha256_hex
 from robot_rl.policies.encoders import resize_frames
 from robot_rl.rl.assembler import EpisodeAssembler

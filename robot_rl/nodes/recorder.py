@@ -43,7 +43,7 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_rl.core.observation import StaleStream, StreamBuffer
 from robot_rl.core.stamps import nearest_key, stamp_key
 from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
-from robot_rl.data.features import STATE_NAMES, state_vector
+from robot_rl.core.state import STATE_NAMES, state_vector
 from robot_rl.data.lerobot import DatasetError, LeRobotWriter
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import ExitRequest, declare_config, decode_or_log, run_node

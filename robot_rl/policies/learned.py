@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from robot_rl.core.observation import Observation
-from robot_rl.data.features import environment_vector, state_vector
+from robot_rl.core.state import environment_vector, state_vector
 from robot_rl.policies.base import ChunkPolicy
 
 

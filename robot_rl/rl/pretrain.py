@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robot_rl.data.features import has_environment_state
+from robot_rl.core.state import has_environment_state
 from robot_rl.data.lerobot import LeRobotReader, chunk_dataset
 from robot_rl.policies import PolicySpec, build_policy, save_policy
 from robot_rl.policies.base import ChunkPolicy

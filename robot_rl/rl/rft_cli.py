@@ -31,7 +31,7 @@ def _check_action_names(roots: list[str], names: list[str]) -> None:
 def cmd_sft(args) -> int:
     import torch
 
-    from robot_rl.data.features import has_environment_state
+    from robot_rl.core.state import has_environment_state
     from robot_rl.data.lerobot import LeRobotReader
     from robot_rl.policies import PolicySpec, build_policy, load_policy, save_policy
     from robot_rl.policies.action_tokenizers import fit_tokenizer

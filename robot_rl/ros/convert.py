@@ -99,6 +99,12 @@ def pose_msg(position, quat_wxyz, stamp: float, frame_id: str) -> PoseStamped:
     return msg
 
 
+def msg_to_pose(msg: PoseStamped) -> tuple[tuple[float, float, float], tuple[float, float, float, float]]:
+    """(position, quaternion wxyz) of a PoseStamped."""
+    p, q = msg.pose.position, msg.pose.orientation
+    return (p.x, p.y, p.z), (q.w, q.x, q.y, q.z)
+
+
 # ---- action chunks --------------------------------------------------------------------------------------------------
 def chunk_to_msg(chunk: ActionChunk) -> JointTrajectory:
     """JointTrajectory with time_from_start=(i+1)*dt and finite-difference velocities (so ros2_control's JTC can

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robot_rl.core.safety import SafetyFilter, SafetyLimits
-from robot_rl.data.features import ENVIRONMENT_STATE_NAMES, environment_vector
+from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, environment_vector, observation_state
 from robot_rl.sim.expert import MAX_STEP_M, MAX_STEP_RAD
 from robot_rl.sim.panda_sim import PandaSim
 from robot_rl.sim.robot import MAX_GRIPPER_WIDTH
@@ -61,7 +61,7 @@ class PandaTaskEnv(gym.Env):
     def _observation(self) -> dict[str, np.ndarray]:
         pos, quat = self.sim.ee_pose()
         joints = self.sim.joint_positions()
-        obs = {"state": np.concatenate([pos, quat, joints[7:], joints[:7]]).astype(np.float32),
+        obs = {"state": observation_state(pos, quat, joints),
                "environment_state": environment_vector(self.sim.task_state())}
         for name in self.cameras:
             obs[name] = self.sim.render(name)

@@ -1,4 +1,5 @@
-"""The robot state vector shared by dataset collection and the policy nodes (numpy only, no ROS)."""
+"""The policy's state vector, built here and nowhere else: by the gym env, dataset collection, the recorder, the
+learner and the policy backend alike (numpy only)."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,16 @@ def state_vector(ee_pos, ee_quat, gripper_width: float, joint_positions) -> np.n
     if joints.size != 7:
         raise ValueError(f"expected 7 arm joint positions, got {joints.size}")
     return np.concatenate([pos, quat, [float(gripper_width)], joints]).astype(np.float32)
+
+
+def observation_state(ee_pos, ee_quat, joint_states, task_state: dict | None = None) -> np.ndarray:
+    """The state vector from what a driver publishes: EE pose, `joint_states` (7 arm joints + gripper width), and
+    for state-only sim policies the task state (the object pose and goal appended, ENVIRONMENT_STATE_NAMES)."""
+    joints = np.asarray(joint_states, dtype=np.float64).reshape(-1)
+    if joints.size != 8:
+        raise ValueError(f"expected 7 arm joints + the gripper width, got {joints.size} values")
+    state = state_vector(ee_pos, ee_quat, joints[7], joints[:7])
+    return state if task_state is None else np.r_[state, environment_vector(task_state)]
 
 
 def environment_vector(task_state: dict) -> np.ndarray:
