@@ -50,3 +50,28 @@ def has_environment_state(state_names) -> bool:
     """True when a state layout ends with the environment state (datasets collected with it)."""
     n = len(ENVIRONMENT_STATE_NAMES)
     return tuple(state_names[-n:]) == ENVIRONMENT_STATE_NAMES
+
+
+# The observation streams a policy reads, named once for the policy node, its backends and the learner: the names of
+# the topics they arrive on (robot_rl.ros.contract), written out here below the ROS layer.
+JOINT_STATES_STREAM = "joint_states"
+EE_POSE_STREAM = "ee_pose"
+TASK_STATE_STREAM = "sim/task_state"
+
+
+def camera_stream(cam: str) -> str:
+    return f"cameras/{cam}/image_raw"
+
+
+def observation_streams(environment_state: bool, cameras=()) -> tuple[str, ...]:
+    """The streams one observation is built from: `joint_states` and `ee_pose` (the state vector), the sim task state
+    for policies with `environment_state`, one image stream per camera."""
+    return ((JOINT_STATES_STREAM, EE_POSE_STREAM) + ((TASK_STATE_STREAM,) if environment_state else ())
+            + tuple(camera_stream(cam) for cam in cameras))
+
+
+def state_from_streams(samples: dict) -> np.ndarray:
+    """observation_state from samples keyed by stream name: `ee_pose` as (position, quat wxyz), `joint_states` as
+    its 8 positions, and the task state dict when the samples hold one."""
+    position, quat = samples[EE_POSE_STREAM]
+    return observation_state(position, quat, samples[JOINT_STATES_STREAM], samples.get(TASK_STATE_STREAM))
