@@ -10,7 +10,7 @@ install:
 	@VENV=$(VENV) bash scripts/install.sh
 
 demo: install
-	$(RUN) $(PY) -m robot_rl.cli demo
+	$(RUN) $(PY) -m robot_rl.commands demo
 
 test: install
 	$(RUN) $(PY) -m pytest -q test

@@ -50,6 +50,6 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [f"{exe} = {module}:main" for exe, module in node_executables().items()]
-        + ["robot-rl = robot_rl.cli:main"],
+        + ["robot-rl = robot_rl.commands:main"],
     },
 )

@@ -221,7 +221,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from robot_rl.rewards.cli import train_deg
+    from robot_rl.rewards.deg_tools import train_deg
 
     torch.set_num_threads(1)
     out = ROOT / args.out

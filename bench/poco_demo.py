@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     rows, changes, cfg = [], {}, None
     for mode in args.modes:
         for seed in args.seeds:
-            cfg = DemoConfig(task=args.task, mode=mode, online_episodes=args.online_episodes, seed=seed,
+            cfg = DemoConfig(task=args.task, poco={"mode": mode}, online_episodes=args.online_episodes, seed=seed,
                              out=str(ROOT / "runs" / "bench_poco_demo" / f"{mode}_{seed}"))
             summary = run_demo(cfg)
             if not args.no_write and seed == args.seeds[0]:

@@ -14,13 +14,14 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from robot_rl.core.yaml_config import load_yaml_model
+from robot_rl.rl.config import POCOConfig
 
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ...: never seen in training
+DEMO_TASKS = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}  # task -> max control steps
 
 
 class DemoConfig(BaseModel):
@@ -39,26 +40,31 @@ class DemoConfig(BaseModel):
     online_episodes: int = Field(15, ge=1)
     eval_episodes: int = Field(20, ge=1)
     max_steps: int = Field(200, ge=1)
-    mode: Literal["poco", "bc", "best_of_n"] = "poco"  # the baselines share the graph
-    learner_poco: dict[str, Any] = Field(default_factory=dict, description="overrides of config/poco.yaml's "
-                                                                           "learner.poco keys")
+    poco: POCOConfig = Field(default_factory=POCOConfig, description="the learner's settings; poco.mode bc or "
+                                                                      "best_of_n runs a baseline on the same graph")
     seed: int = 0
     out: str = "runs/demo"
     graph_timeout_s: float = Field(1800.0, gt=0)
     verbose: bool = False
 
 
-def load_demo_config(path: str | Path | None, **overrides) -> DemoConfig:
-    """DemoConfig from a YAML file (or the defaults), then `overrides` (None values ignored); errors name the file."""
-    return load_yaml_model(DemoConfig, path, **overrides)
+def load_demo_config(path: str | Path | None, mode: str | None = None, sets: list[str] = (),
+                     **overrides) -> DemoConfig:
+    """DemoConfig from a YAML file (or the defaults), then `overrides` (None values ignored), `mode` (poco.mode) and
+    `--set KEY=VALUE` items; errors name the file or the flag."""
+    sets = ([f"poco.mode={mode}"] if mode else []) + list(sets)
+    return load_yaml_model(DemoConfig, path, sets, **overrides)
 
 
-def _camera_sets(cfg: DemoConfig) -> list[str]:
+def _camera_sets(cfg: DemoConfig, graph: str) -> list[str]:
     """Bridge parameters for the policy's observations: no rendering for state policies, else the policy's cameras
     at the policy's size, one frame per control tick (the learner pairs each state with its frames)."""
+    from robot_rl.bringup import control_hz, load_graph
+
     if not cfg.cameras:
         return ["mujoco_bridge.camera_hz=0.0"]
-    return ["mujoco_bridge.camera_hz=15.0", f"mujoco_bridge.camera_names=[{', '.join(cfg.cameras)}]",
+    return [f"mujoco_bridge.camera_hz={control_hz(load_graph(graph))}",
+            f"mujoco_bridge.camera_names=[{', '.join(cfg.cameras)}]",
             f"mujoco_bridge.camera_width={cfg.image_size}", f"mujoco_bridge.camera_height={cfg.image_size}"]
 
 
@@ -77,23 +83,26 @@ def _run(graph: str, sets: list[str], cfg: DemoConfig, what: str) -> None:
 def evaluate_in_graph(checkpoint: Path, results: Path, cfg: DemoConfig) -> list[dict]:
     """Episodes of a fixed policy through the ROS graph on the evaluation seeds."""
     results.unlink(missing_ok=True)
-    _run("config/graphs/sim_eval.yaml",
+    graph = "config/graphs/sim_eval.yaml"
+    _run(graph,
          [f"mujoco_bridge.task={cfg.task}", f"mujoco_bridge.seed={EVAL_SEED}", f"policy.checkpoint={checkpoint}",
           f"episode_manager.num_episodes={cfg.eval_episodes}", f"episode_manager.max_steps={cfg.max_steps}",
-          f"episode_manager.results_path={results}", *_camera_sets(cfg)], cfg, f"evaluating {checkpoint}")
+          f"episode_manager.results_path={results}", *_camera_sets(cfg, graph)], cfg, f"evaluating {checkpoint}")
     return _read_jsonl(results)
 
 
 def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig) -> list[dict]:
     results = out / "online_episodes.jsonl"
     results.unlink(missing_ok=True)
-    _run("config/graphs/sim_poco.yaml",
+    graph = "config/graphs/sim_poco.yaml"
+    poco = cfg.poco.model_dump()  # every key: the demo's POCOConfig, not the graph file's, is what runs
+    _run(graph,
          [f"mujoco_bridge.task={cfg.task}", f"mujoco_bridge.seed={cfg.seed}", f"policy.checkpoint={prior}",
           f"learner.checkpoint={prior}", f"learner.dataset={demos}", f"learner.output_dir={out}",
-          f"learner.seed={cfg.seed}", f"learner.poco.mode={cfg.mode}",
-          f"episode_manager.num_episodes={cfg.online_episodes}", f"episode_manager.max_steps={cfg.max_steps}",
-          f"episode_manager.results_path={results}", *_camera_sets(cfg),
-          *(f"learner.poco.{key}={value}" for key, value in cfg.learner_poco.items())], cfg, f"{cfg.mode} fine-tuning")
+          f"learner.seed={cfg.seed}", f"episode_manager.num_episodes={cfg.online_episodes}",
+          f"episode_manager.max_steps={cfg.max_steps}", f"episode_manager.results_path={results}",
+          *_camera_sets(cfg, graph), *(f"learner.poco.{key}={value}" for key, value in poco.items())],
+         cfg, f"{cfg.poco.mode} fine-tuning")
     return _read_jsonl(results)
 
 
@@ -171,7 +180,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     stage("prior evaluation", t)
 
     t = time.monotonic()
-    print(f"[demo] 4/4 {cfg.mode} online through the ROS graph ({cfg.online_episodes} episodes: bridge, policy, "
+    print(f"[demo] 4/4 {cfg.poco.mode} online through the ROS graph ({cfg.online_episodes} episodes: bridge, policy, "
           "reward, learner, episode manager)", flush=True)
     online = finetune_in_graph(prior, demos, learner_out, cfg)
     stage("online fine-tuning", t)
@@ -189,14 +198,53 @@ def run_demo(cfg: DemoConfig) -> dict:
         f"| scripted expert with noise {cfg.demo_noise} (the demonstrations) | {cfg.demo_episodes} | "
         f"{demo_summary['success_rate']:.0%} |",
         f"| BC prior (flow matching) | {len(before)} | {rate_before:.0%} |",
-        f"| after {cfg.mode} ({len(online)} online episodes, {sum(e['steps'] for e in online)} env steps) | "
+        f"| after {cfg.poco.mode} ({len(online)} online episodes, {sum(e['steps'] for e in online)} env steps) | "
         f"{len(after)} | {rate_after:.0%} |",
     ])
     plot_learning_curve(online, learner_log, rate_before, rate_after, out / "learning_curve.png",
-                        f"{cfg.mode} on {cfg.task} through the ROS graph")
+                        f"{cfg.poco.mode} on {cfg.task} through the ROS graph")
     summary = {"config": cfg.model_dump(), "success_prior": rate_before, "success_finetuned": rate_after,
                "online_success": success_rate(online), "timings_s": timings, "table": table}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "success_table.md").write_text(table + "\n")
     print("\n" + table + f"\n\nlearning curve: {out / 'learning_curve.png'}", flush=True)
     return summary
+
+
+def success_table(results: dict[str, list[dict]]) -> str:
+    lines = ["| task | episodes | successes | success rate | mean steps (successful) |", "|---|---|---|---|---|"]
+    for task, episodes in results.items():
+        wins = [e for e in episodes if e["outcome"] == "success"]
+        mean_steps = sum(e["steps"] for e in wins) / len(wins) if wins else float("nan")
+        lines.append(f"| {task} | {len(episodes)} | {len(wins)} | {success_rate(episodes):.0%} | {mean_steps:.1f} |")
+    return "\n".join(lines)
+
+
+def sim_check(tasks: list[str], episodes: int, out: str | Path, noise: float, timeout: float, quiet: bool) -> str:
+    """The scripted expert through the sim graph (real processes, real DDS) on each task; returns the success table,
+    also written to `<out>/success_table.md`."""
+    from robot_rl.bringup import run_graph
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for task in tasks:
+        start = time.monotonic()
+        print(f"[sim-check] {task}: {episodes} episodes through the ROS graph "
+              "(mujoco_bridge, policy, reward, episode_manager)", flush=True)
+        path = out / f"{task}.jsonl"
+        path.unlink(missing_ok=True)
+        code = run_graph("config/graphs/sim_scripted.yaml", namespace=task, timeout=timeout, quiet=quiet,
+                         sets=[f"mujoco_bridge.task={task}", f"policy.noise={noise}",
+                               f"episode_manager.num_episodes={episodes}", f"episode_manager.max_steps={DEMO_TASKS[task]}",
+                               f"episode_manager.results_path={path}"])
+        if code != 0:
+            raise RuntimeError(f"the {task} graph exited with code {code}")
+        results[task] = _read_jsonl(path)
+        for e in results[task]:
+            print(f"[sim-check]   episode {e['episode']} seed {e['seed']}: {e['outcome']} in {e['steps']} steps",
+                  flush=True)
+        print(f"[sim-check] {task} done in {time.monotonic() - start:.0f} s", flush=True)
+    table = success_table(results)
+    (out / "success_table.md").write_text(table + "\n")
+    return table

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from robot_rl.data.collect_sim import collect_demos
-from robot_rl.rewards.cli import diagnostics, expert_videos, train_deg
+from robot_rl.rewards.deg_tools import diagnostics, expert_videos, train_deg
 from robot_rl.rewards.deg import DEGParams, DEGReward, encode, load_encoder, to_tensor
 from robot_rl.rewards.guidance import DiffusionGuidance, load_provider
 

@@ -16,7 +16,7 @@ def test_image_demo_runs_the_whole_job_and_the_learner_keeps_the_frames(tmp_path
     cfg = load_demo_config(
         "config/demo_images.yaml", task="reach", cameras=["front"], image_size=32, demo_episodes=2, bc_steps=5,
         bc_batch_size=8, hidden_dim=16, online_episodes=1, eval_episodes=1, max_steps=15, out=str(tmp_path),
-        learner_poco={"batch_size": 8, "num_candidates": 2, "warmup_updates": 0, "critic_pretrain_updates": 2,
+        poco={"batch_size": 8, "num_candidates": 2, "warmup_updates": 0, "critic_pretrain_updates": 2,
                       "critic_hidden": 16})
     summary = run_demo(cfg)
     assert 0.0 <= summary["success_prior"] <= 1.0 and 0.0 <= summary["success_finetuned"] <= 1.0

@@ -209,7 +209,7 @@ def write_dataset(root, episodes=3, length=24):
 
 
 def test_sft_and_rft_commands(tmp_path):
-    from robot_rl.cli import main
+    from robot_rl.commands import main
 
     write_dataset(tmp_path / "data")
     config = tmp_path / "rft.yaml"

@@ -61,7 +61,7 @@ def check_dataset(root: Path) -> LeRobotReader:
 
 def test_record_cli_writes_a_readable_dataset(tmp_path: Path):
     root, results = tmp_path / "ds", tmp_path / "results.jsonl"
-    cmd = [sys.executable, "-m", "robot_rl.cli", "record", "--root", str(root), "--episodes", "2", "--task", "reach",
+    cmd = [sys.executable, "-m", "robot_rl.commands", "record", "--root", str(root), "--episodes", "2", "--task", "reach",
            "--timeout", "120", "--set", f"episode_manager.results_path={results}", "--set", "recorder.bag=true"]
     for item in SMALL:
         cmd += ["--set", item]

@@ -9,7 +9,7 @@ from std_srvs.srv import Trigger
 from robot_rl import bringup
 from robot_rl.data.collect_sim import collect_demos
 from robot_rl.rewards.classifier import labelled_frames, load_classifier, train_classifier
-from robot_rl.rewards.cli import train_deg
+from robot_rl.rewards.deg_tools import train_deg
 from robot_rl.rewards.sources import (ClassifierParams, DEGSourceParams, Observation, SourceConfig,
                                       make_source)
 from robot_rl.ros import contract, records

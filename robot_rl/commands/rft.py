@@ -2,7 +2,7 @@
 
     robot-rl sft --dataset runs/data/reach [more roots] --out runs/sft            # new policy (config/rft.yaml)
     robot-rl rft --dataset runs/data/reach --checkpoint runs/sft --out runs/rft   # GRPO with MDPR, no environment
-    accelerate launch -m robot_rl.cli rft ...                                     # the same on several GPUs
+    accelerate launch -m robot_rl.commands rft ...                                     # the same on several GPUs
 
 Both write a checkpoint directory the policy node serves (backend learned), a curve PNG and a JSON log.
 """
@@ -13,31 +13,12 @@ import json
 from pathlib import Path
 
 
-def _load_demos(args, horizon: int):
-    from robot_rl.rl.lifelong_rft import Demos, load_demos
-
-    return Demos.concat([load_demos(root, horizon, images=args.images, instruction=args.instruction)
-                         for root in args.dataset])
-
-
-def _check_action_names(roots: list[str], names: list[str]) -> None:
-    from robot_rl.data.lerobot import DatasetError, LeRobotReader
-
-    for root in roots:
-        if LeRobotReader(root).action_names != names:
-            raise DatasetError(f"{root}: actions {LeRobotReader(root).action_names} differ from {names}")
-
-
 def cmd_sft(args) -> int:
     import torch
 
-    from robot_rl.core.state import has_environment_state
-    from robot_rl.data.lerobot import LeRobotReader
-    from robot_rl.policies import PolicySpec, build_policy, load_policy, save_policy
-    from robot_rl.policies.action_tokenizers import fit_tokenizer
-    from robot_rl.policies.tokenized import TokenizedOptions
+    from robot_rl.policies import load_policy, save_policy
     from robot_rl.rl.continual import RFTFileConfig
-    from robot_rl.rl.lifelong_rft import demo_normalizer, supervised_finetune
+    from robot_rl.rl.lifelong_rft import load_datasets, new_tokenized_policy, supervised_finetune
     from robot_rl.rl.pretrain import plot_curve
 
     torch.set_num_threads(args.threads)
@@ -47,23 +28,11 @@ def cmd_sft(args) -> int:
         policy, version = load_policy(args.init)
         if policy.spec.type != "tokenized":
             raise SystemExit(f"{args.init} holds a {policy.spec.type} policy; sft trains tokenized policies")
-        _check_action_names(args.dataset, list(policy.spec.action_names))
-        demos = _load_demos(args, policy.spec.horizon)
+        demos = load_datasets(args.dataset, list(policy.spec.action_names), policy.spec.horizon, args.images,
+                              args.instruction)
     else:
-        reader = LeRobotReader(args.dataset[0])
-        _check_action_names(args.dataset, reader.action_names)
-        fields = {k: v for k, v in cfg.policy.items() if k != "tokenized"}
-        demos = _load_demos(args, int(fields.get("horizon", 5)))
-        normalizer = demo_normalizer(demos)
-        options = TokenizedOptions.model_validate(cfg.policy.get("tokenized", {}))
-        chunks = normalizer.normalize_actions(torch.as_tensor(demos.chunks)).numpy()
-        options = options.model_copy(update={"tokenizer": fit_tokenizer(options.tokenizer, chunks)})
-        spec = PolicySpec(type="tokenized", action_names=reader.action_names, state_dim=demos.states.shape[1],
-                          environment_state=has_environment_state(reader.state_names), **fields,
-                          tokenized=options.model_dump())
-        policy, version = build_policy(spec, normalizer), -1
-        if options.lm_path and args.pretrained:
-            policy.load_pretrained_lm()
+        demos = load_datasets(args.dataset, None, int(cfg.policy.get("horizon", 5)), args.images, args.instruction)
+        policy, version = new_tokenized_policy(args.dataset[0], demos, cfg.policy, args.pretrained), -1
     print(f"[sft] {len(demos)} samples from {len(args.dataset)} dataset(s); tokenizer {policy.tokenizer.__class__.__name__}"
           f" (vocab {policy.tokenizer.vocab_size}); LM {sum(p.numel() for p in policy.lm.parameters()) / 1e6:.2f} M "
           "parameters", flush=True)
@@ -83,7 +52,7 @@ def cmd_rft(args) -> int:
 
     from robot_rl.policies import load_policy, save_policy
     from robot_rl.rl.continual import RFTFileConfig
-    from robot_rl.rl.lifelong_rft import plot_reward_curves, reinforcement_finetune, write_history
+    from robot_rl.rl.lifelong_rft import load_datasets, plot_reward_curves, reinforcement_finetune, write_history
 
     torch.set_num_threads(args.threads)
     cfg = RFTFileConfig.load(args.config)
@@ -93,8 +62,8 @@ def cmd_rft(args) -> int:
     if policy.spec.type != "tokenized":
         raise SystemExit(f"{args.checkpoint} holds a {policy.spec.type} policy; rft needs a tokenized one "
                          "(robot-rl sft)")
-    _check_action_names(args.dataset, list(policy.spec.action_names))
-    demos = _load_demos(args, policy.spec.horizon)
+    demos = load_datasets(args.dataset, list(policy.spec.action_names), policy.spec.horizon, args.images,
+                          args.instruction)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     history = reinforcement_finetune(policy, demos, rft_cfg, accelerator=accelerator)
     if accelerator.is_main_process:

@@ -1,10 +1,9 @@
 """`robot-rl pretrain` and `robot-rl finetune-gym`: behaviour cloning from a LeRobot v3 dataset, and POCO (or a
-baseline) on the gymnasium envs without ROS. Heavy imports stay inside the commands."""
+baseline) on the gymnasium envs without ROS."""
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+import sys
 
 
 def cmd_pretrain(args) -> int:
@@ -18,34 +17,26 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_finetune_gym(args) -> int:
-    import numpy as np
-    import torch
+    from robot_rl.core.yaml_config import apply_sets
+    from robot_rl.rl.config import POCOConfig
+    from robot_rl.rl.online import OnlineConfig, finetune_checkpoint
+    from robot_rl.sim.gym_env import PandaTaskEnv, normalise_ee_delta
 
-    from robot_rl.policies import load_policy, save_policy
-    from robot_rl.rl.offline import offline_episodes
-    from robot_rl.rl.online import OnlineConfig, finetune
-    from robot_rl.rl.poco import POCOConfig, POCOLearner
-    from robot_rl.rl.replay import ReplayStore
-    from robot_rl.sim.gym_env import PandaTaskEnv
-
-    torch.manual_seed(args.seed)
-    policy, version = load_policy(args.checkpoint)
-    cfg = POCOConfig(mode=args.mode, **json.loads(args.poco))
-    learner = POCOLearner(policy, cfg, seed=args.seed)
-    store = ReplayStore(policy.spec.horizon, cfg.gamma)
-    if args.dataset:
-        for episode in offline_episodes(args.dataset, policy, cfg.step_penalty):
-            store.add(episode)
-    env = PandaTaskEnv(args.task, max_steps=args.max_steps)
-    curve = finetune(env, learner, store, OnlineConfig(env_steps=args.env_steps, eval_every=args.eval_every,
-                                                       eval_episodes=args.eval_episodes, seed=args.seed))
-    out = Path(args.out)
-    save_policy(learner.policy, out, version + 1)
-    rows = [{"env_steps": s, "success": r, **m} for s, r, m in zip(curve.env_steps, curve.success, curve.metrics)]
-    (out / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        sets = apply_sets({"poco": {"mode": args.mode}}, args.set)
+        if unknown := sorted(set(sets) - {"poco"}):
+            raise ValueError(f"--set: unknown section(s) {unknown}; finetune-gym takes poco.KEY=VALUE")
+        cfg = POCOConfig.model_validate(sets["poco"])
+    except ValueError as err:  # pydantic's ValidationError is a ValueError and names the key
+        print(f"robot-rl finetune-gym: {err}", file=sys.stderr)
+        return 2
+    online = OnlineConfig(env_steps=args.env_steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                          seed=args.seed)
+    rows = finetune_checkpoint(args.checkpoint, args.dataset, PandaTaskEnv(args.task, max_steps=args.max_steps), cfg,
+                               online, args.out, normalise_ee_delta)
     for r in rows:
         print(f"env steps {r['env_steps']:>6}: success {r['success']:.2f}  q_clip_ratio "
-              f"{r.get('q_clip_ratio', np.nan):.2f}")
+              f"{r.get('q_clip_ratio', float('nan')):.2f}")
     return 0
 
 
@@ -70,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--task", default="pick_lift")
     f.add_argument("--dataset", default="", help="offline demonstrations kept in the replay store")
     f.add_argument("--mode", default="poco", choices=["poco", "bc", "best_of_n", "actor_gradient"])
-    f.add_argument("--poco", default="{}", help='POCOConfig overrides as JSON, e.g. \'{"num_candidates": 8}\'')
+    f.add_argument("--set", action="append", default=[], metavar="poco.KEY=VALUE",
+                   help="a POCOConfig setting (robot_rl/rl/config.py), e.g. --set poco.num_candidates=16")
     f.add_argument("--env-steps", type=int, default=3000)
     f.add_argument("--eval-every", type=int, default=1000)
     f.add_argument("--eval-episodes", type=int, default=20)

@@ -348,3 +348,36 @@ def plot_reward_curves(history: list[dict], path: str | Path, title: str = "Life
 
 def write_history(history: list[dict], path: str | Path, cfg: RFTConfig) -> None:
     Path(path).write_text(json.dumps({"config": cfg.model_dump(), "history": history}, indent=1))
+
+
+def load_datasets(roots: list[str], action_names: list[str] | None, horizon: int, images: bool = False,
+                  instruction: str | None = None) -> Demos:
+    """Demos from several LeRobot datasets that share one action layout (the first's, unless `action_names`)."""
+    names = action_names or LeRobotReader(roots[0]).action_names
+    for root in roots:
+        if LeRobotReader(root).action_names != names:
+            raise DatasetError(f"{root}: actions {LeRobotReader(root).action_names} differ from {names}")
+    return Demos.concat([load_demos(root, horizon, images=images, instruction=instruction) for root in roots])
+
+
+def new_tokenized_policy(dataset: str | Path, demos: Demos, policy_fields: dict, pretrained_lm: bool = False):
+    """A tokenized policy for a dataset's layout: normaliser and action tokenizer fitted on `demos`, the rest from
+    config/rft.yaml's `policy` section (`policy_fields`); the LM's local checkpoint loaded when asked."""
+    from robot_rl.core.state import has_environment_state
+    from robot_rl.policies import PolicySpec, build_policy
+    from robot_rl.policies.action_tokenizers import fit_tokenizer
+    from robot_rl.policies.tokenized import TokenizedOptions
+
+    reader = LeRobotReader(dataset)
+    normalizer = demo_normalizer(demos)
+    options = TokenizedOptions.model_validate(policy_fields.get("tokenized", {}))
+    chunks = normalizer.normalize_actions(torch.as_tensor(demos.chunks)).numpy()
+    options = options.model_copy(update={"tokenizer": fit_tokenizer(options.tokenizer, chunks)})
+    fields = {k: v for k, v in policy_fields.items() if k != "tokenized"}
+    spec = PolicySpec(type="tokenized", action_names=reader.action_names, state_dim=demos.states.shape[1],
+                      environment_state=has_environment_state(reader.state_names), **fields,
+                      tokenized=options.model_dump())
+    policy = build_policy(spec, normalizer)
+    if options.lm_path and pretrained_lm:
+        policy.load_pretrained_lm()
+    return policy

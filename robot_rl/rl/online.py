@@ -1,21 +1,28 @@
-"""Offline-to-online fine-tuning on the gymnasium envs, without ROS (same learner classes as the learner node).
+"""Offline-to-online fine-tuning on any gymnasium env with a dict observation ("state", optionally
+"environment_state"), without ROS (same learner classes as the learner node). `to_env_action` maps one raw policy
+action to the env's action space (identity by default; the Panda envs take `sim.gym_env.normalise_ee_delta`).
 
 Each chunk of h actions is executed open-loop in full, then the policy re-plans (POCO's setting). After
 `start_training` env steps, every env step is followed by one learner update (UTD 1).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.poco import POCOLearner
 from robot_rl.rl.replay import Episode, ReplayStore
-from robot_rl.sim.gym_env import normalise_ee_delta
+
+
+ActionAdapter = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -40,7 +47,7 @@ def policy_state(obs: dict, spec) -> np.ndarray:
 
 
 def run_episode(env: gym.Env, learner: POCOLearner, seed: int, step_penalty: float,
-                to_env_action: Callable[[np.ndarray], np.ndarray] = normalise_ee_delta) -> tuple[Episode, bool]:
+                to_env_action: ActionAdapter = np.asarray) -> tuple[Episode, bool]:
     """One episode with chunks executed in full; returns it in the store's (normalised) form. `to_env_action` maps
     one raw policy action to the env's action (the Panda envs take normalised EE deltas)."""
     policy = learner.policy
@@ -64,14 +71,14 @@ def run_episode(env: gym.Env, learner: POCOLearner, seed: int, step_penalty: flo
 
 
 def evaluate(env: gym.Env, learner: POCOLearner, episodes: int, seed: int,
-             to_env_action: Callable[[np.ndarray], np.ndarray] = normalise_ee_delta) -> float:
+             to_env_action: ActionAdapter = np.asarray) -> float:
     """Success rate on a fixed set of seeds (the same seeds at every evaluation)."""
     wins = [run_episode(env, learner, seed + 10_000 + i, 0.0, to_env_action)[1] for i in range(episodes)]
     return float(np.mean(wins))
 
 
 def finetune(env: gym.Env, learner: POCOLearner, store: ReplayStore, cfg: OnlineConfig,
-             to_env_action: Callable[[np.ndarray], np.ndarray] = normalise_ee_delta) -> Curve:
+             to_env_action: ActionAdapter = np.asarray) -> Curve:
     rng = np.random.default_rng(cfg.seed)
     curve = Curve()
     steps, episode_index, next_eval = 0, 0, 0
@@ -105,3 +112,23 @@ def _mean(rows: list[dict]) -> dict:
         return {}
     columns = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
     return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in columns.items()}
+
+
+def finetune_checkpoint(checkpoint: str | Path, dataset: str | Path | None, env: gym.Env, cfg: POCOConfig,
+                        online: OnlineConfig, out: str | Path, to_env_action: ActionAdapter = np.asarray) -> list[dict]:
+    """POCO (or a baseline) from a saved prior, with a dataset's demonstrations in the replay store; writes the
+    fine-tuned policy (version + 1) and `curve.jsonl` to `out` and returns the curve's rows."""
+    from robot_rl.policies import load_policy, save_policy
+    from robot_rl.rl.offline import offline_episodes
+
+    torch.manual_seed(online.seed)
+    policy, version = load_policy(checkpoint)
+    learner = POCOLearner(policy, cfg, seed=online.seed)
+    store = ReplayStore(policy.spec.horizon, cfg.gamma)
+    for episode in offline_episodes(dataset, policy, cfg.step_penalty) if dataset else ():
+        store.add(episode)
+    curve = finetune(env, learner, store, online, to_env_action)
+    save_policy(learner.policy, Path(out), version + 1)
+    rows = [{"env_steps": s, "success": r, **m} for s, r, m in zip(curve.env_steps, curve.success, curve.metrics)]
+    (Path(out) / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows

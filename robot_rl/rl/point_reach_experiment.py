@@ -38,4 +38,4 @@ def run(mode: str, seed: int = 0, env_steps: int = 3000, eval_every: int = 500) 
     for episode in demos:
         store.add(episode)
     return finetune(PointReach(), learner, store, OnlineConfig(env_steps=env_steps, eval_every=eval_every,
-                                                               eval_episodes=40, seed=seed), to_env_action=lambda a: a)
+                                                               eval_episodes=40, seed=seed))

@@ -1,0 +1,5 @@
+import sys
+
+from robot_rl.commands import main
+
+sys.exit(main())
