@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from robot_rl.core.types import EE_SPACE_NAMES
-from robot_rl.data import STATE_NAMES, DatasetError, LeRobotReader, LeRobotWriter, chunk_dataset, state_vector
+from robot_rl.core.state import STATE_NAMES, state_vector
 from robot_rl.data import lerobot
+from robot_rl.data.lerobot import DatasetError, LeRobotReader, LeRobotWriter, chunk_dataset
 
 IMAGE_SHAPE = (32, 48, 3)
 STATE_DIM, ACTION_DIM = 4, 3

@@ -18,10 +18,10 @@ import pytest
 from std_msgs.msg import String
 
 from fault_harness import sockets_besides_dds, start_graph, wait_graph
-from robot_rl.data import LeRobotWriter
+from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.state import STATE_NAMES
-from robot_rl.nodes.recorder import McapBag
+from robot_rl.ros.bag import McapBag
 from test_recorder import FPS, check_dataset
 
 pytestmark = pytest.mark.graph

@@ -19,8 +19,9 @@ from std_srvs.srv import Trigger
 
 from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES
-from robot_rl.data import STATE_NAMES, LeRobotReader, LeRobotWriter
+from robot_rl.core.state import STATE_NAMES
 from robot_rl.data import lerobot
+from robot_rl.data.lerobot import LeRobotReader, LeRobotWriter
 from ros_probe import Probe, wait_for
 
 pytestmark = pytest.mark.graph

@@ -14,3 +14,8 @@ def nearest_key(table: dict[int, object], key: int, tolerance: int) -> int | Non
         return key
     best = min(table, key=lambda k: abs(k - key), default=None)
     return best if best is not None and abs(best - key) <= tolerance else None
+
+
+def nearest_stamp(table: dict[int, object], stamp: float, tolerance: float) -> int | None:
+    """nearest_key with the stamp and the tolerance in seconds."""
+    return nearest_key(table, stamp_key(stamp), stamp_key(tolerance))

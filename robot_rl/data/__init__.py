@@ -1,6 +1,3 @@
-"""Datasets: LeRobot v3 writer/reader, the shared state vector, scripted sim demonstrations (no ROS imports)."""
-from robot_rl.core.state import STATE_NAMES, STATE_SIZE, state_vector
-from robot_rl.data.lerobot import ActionChunks, DatasetError, LeRobotReader, LeRobotWriter, chunk_dataset
-
-__all__ = ["STATE_NAMES", "STATE_SIZE", "ActionChunks", "DatasetError", "LeRobotReader", "LeRobotWriter",
-           "chunk_dataset", "state_vector"]
+"""Datasets: LeRobot v3 writer/reader (lerobot.py), live frames on the dataset's grid (frame_grid.py), a background
+episode writer (episode_writer.py), scripted sim demonstrations (collect_sim.py); no ROS imports. Import the modules
+themselves: this package loads none of them, so a light one does not pull in OpenCV."""

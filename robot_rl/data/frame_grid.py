@@ -1,0 +1,190 @@
+"""Dataset frames from stamped streams on a fixed grid of `fps` (plain values: stamps in seconds, numpy arrays).
+
+The grid starts at the episode's first executed action (the arm is enabled after the reset). A `joint_states`
+sample at or after the next grid time opens frame t (t = its stamp); the frame is complete once the action executed
+at t has arrived (its target time is t; `teleop` marks an intervention) and `ee_pose` has reached t. Then:
+state = observation_state(ee_pose, joint_states) at t, images = the newest frame at or before t per camera (resized to
+the dataset size), reward = the reward record one action period after t (0 when none comes), done on the episode's
+last frame. Frames go to `on_frame` in order, as keyword arguments of LeRobotWriter.add_frame (less the task).
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from robot_rl.core.observation import StaleStream, StreamBuffer
+from robot_rl.core.stamps import nearest_stamp, stamp_key
+from robot_rl.core.state import observation_state
+
+MAX_REWARD_LAG = 30  # frames (2 s at 15 Hz) a frame waits for its reward record before it is written with 0
+STATE_STREAMS = ("joint_states", "ee_pose")
+
+
+class FrameGrid:
+    def __init__(self, fps: float, action_names: tuple[str, ...], cameras: list[str],
+                 image_shape: tuple[int, int, int], stale_s: float, on_frame: Callable[[dict], None],
+                 warn: Callable[[str], None]):
+        self.fps, self.period = fps, 1.0 / fps
+        self.action_names, self.cameras, self.image_shape, self.stale_s = action_names, cameras, image_shape, stale_s
+        self.on_frame, self.warn = on_frame, warn
+        self.streams = StreamBuffer(depth=300)   # ~10 s of state at 30 Hz, kept while no episode runs too
+        self.images = StreamBuffer(depth=30)
+        self.joint_stamps: deque[float] = deque(maxlen=300)
+        self.actions: dict[int, tuple[np.ndarray, bool, float]] = {}   # target time -> (values, teleop, dt)
+        self.rewards: dict[int, tuple[float, bool]] = {}
+        self.running = False
+        self.ended = False                   # the episode ended: no new frames, late messages still complete some
+        self.frame_times: list[float] = []   # opened frames, waiting for their action
+        self.ready: list[dict] = []          # complete frames, held until their reward can have arrived
+        self.start_stamp = self.next_frame = 0.0
+        self.origin: float | None = None    # time of the episode's first executed action: the grid's start
+        self.first_t: float | None = None   # time of its first recorded frame
+        self.counts: dict[str, int] = {}
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    def missing_streams(self) -> list[str]:
+        """The streams (state, then cameras) no sample has arrived on yet."""
+        missing = [name for name in STATE_STREAMS if self.streams.newest_stamp(name) is None]
+        return missing + [cam for cam in self.cameras if self.images.newest_stamp(cam) is None]
+
+    # ---- streams ----------------------------------------------------------------------------------------------
+    def add_pose(self, stamp: float, position, quat_wxyz) -> None:
+        self.streams.add("ee_pose", stamp, (position, quat_wxyz))
+
+    def add_image(self, cam: str, stamp: float, image: np.ndarray) -> None:
+        if image.shape != self.image_shape:
+            height, width, _ = self.image_shape
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        self.images.add(cam, stamp, (stamp, image))
+
+    def add_joint_states(self, stamp: float, positions) -> None:
+        """`positions`: 7 arm joints + the gripper width."""
+        if len(positions) < 8:
+            self.count("bad_joint_states")
+            return
+        self.streams.add("joint_states", stamp, np.asarray(positions[:8], dtype=float))
+        self.joint_stamps.append(stamp)
+        self.open_frame(stamp)
+
+    def add_action(self, target: float, names: tuple[str, ...], values: np.ndarray, teleop: bool, dt: float) -> None:
+        """The action executed at `target` (the target time of its first point)."""
+        if names != self.action_names:
+            self.count("foreign_actions")   # e.g. a joint-space hold while recording EE deltas
+            return
+        self.actions[stamp_key(target)] = (values, teleop, dt)
+        if self.running and self.origin is None and target >= self.start_stamp - 1e-6:
+            self.start_grid(target)
+        self.complete_frames()
+
+    def add_reward(self, stamp: float, reward: float, success: bool) -> None:
+        self.rewards[stamp_key(stamp)] = (reward, success)
+
+    # ---- episodes ---------------------------------------------------------------------------------------------
+    def begin(self, start_stamp: float) -> None:
+        """An episode starts at `start_stamp`: older actions and rewards go; one that arrived before this call
+        (on another topic than the episode's status) starts the grid."""
+        self.running, self.ended, self.start_stamp = True, False, start_stamp
+        self.origin = self.first_t = None
+        self.frame_times.clear()
+        self.ready.clear()
+        self.counts = {}
+        start = stamp_key(start_stamp) - 1
+        for table in (self.actions, self.rewards):
+            for key in [k for k in table if k < start]:
+                del table[key]
+        for key in sorted(self.actions)[:1]:
+            self.start_grid(key * 1e-6)
+
+    def end(self) -> None:
+        """The episode ended: no frame opens after this; those open still complete until finish()."""
+        self.ended = True
+
+    def finish(self) -> dict[str, int]:
+        """The episode's remaining frames go out (the last one done; frames still without an action are dropped);
+        returns its counters."""
+        self.complete_frames(final=True)
+        for i, frame in enumerate(self.ready):
+            self.emit(frame, done=i == len(self.ready) - 1)
+        self.ready.clear()
+        self.running, self.ended, self.origin = False, False, None
+        return self.counts
+
+    # ---- frames -----------------------------------------------------------------------------------------------
+    def start_grid(self, origin: float) -> None:
+        self.origin = self.next_frame = origin
+        for stamp in list(self.joint_stamps):
+            self.open_frame(stamp)
+
+    def open_frame(self, stamp: float) -> None:
+        """Open a frame at this joint_states stamp if it reaches the next grid time of the running episode."""
+        if self.origin is None or self.ended or stamp < self.origin - 1e-6:
+            return
+        tolerance = 0.25 * self.period
+        if stamp < self.next_frame - tolerance:
+            return
+        missed = int((stamp - self.next_frame + tolerance) // self.period)
+        if missed > 0:
+            self.count("missed_slots", missed)
+            self.warn(f"{missed} frame slot(s) without joint_states: the streams arrive slower than {self.fps:g} fps")
+        self.frame_times.append(stamp)
+        self.next_frame += (missed + 1) * self.period
+        self.complete_frames()
+
+    def complete_frames(self, final: bool = False) -> None:
+        """Frames whose action has arrived become ready, in order; on `final` the rest are dropped."""
+        while self.frame_times:
+            t = self.frame_times[0]
+            key = nearest_stamp(self.actions, t, 0.25 * self.period)
+            late = final or any(k > stamp_key(t + 0.5 * self.period) for k in self.actions)
+            pose_in = (self.streams.newest_stamp("ee_pose") or -np.inf) >= t - 1e-6
+            if not late and (key is None or not pose_in):
+                return   # still in flight
+            self.frame_times.pop(0)
+            if key is None:
+                self.count("frames_without_action")
+                continue
+            frame = self.build_frame(t, *self.actions.pop(key))
+            if frame is not None:
+                self.ready.append(frame)
+        # a frame waits for its reward (stamped one period later, from another process) up to MAX_REWARD_LAG frames;
+        # the newest frame always stays, so the episode's end can still mark it done
+        while len(self.ready) > 1 and (self.reward_key(self.ready[0]) is not None or len(self.ready) > MAX_REWARD_LAG):
+            self.emit(self.ready.pop(0), done=False)
+
+    def reward_key(self, frame: dict) -> int | None:
+        return nearest_stamp(self.rewards, frame["t"] + frame["dt"], 0.25 * frame["dt"])
+
+    def build_frame(self, t: float, action: np.ndarray, teleop: bool, dt: float) -> dict | None:
+        try:
+            obs = self.streams.assemble(t, {"joint_states": 0.0, "ee_pose": 1.5 * self.period})
+            views = self.images.assemble(t, {cam: np.inf for cam in self.cameras})
+        except StaleStream as err:
+            self.count("frames_without_state")
+            self.warn(f"frame at t={t:.3f} skipped: {err}")
+            return None
+        images = {}
+        for cam in self.cameras:
+            stamp, images[cam] = views.values[cam]
+            if t - stamp > self.stale_s:
+                self.count(f"stale_{cam}")
+        position, quat = obs.values["ee_pose"]
+        return {"t": t, "dt": dt, "state": observation_state(position, quat, obs.values["joint_states"]),
+                "action": action, "is_intervention": teleop, "images": images}
+
+    def emit(self, frame: dict, done: bool) -> None:
+        if self.first_t is None:
+            self.first_t = frame["t"]   # timestamps count from the first recorded frame
+        key = self.reward_key(frame)
+        if key is None:
+            self.count("frames_without_reward")
+        self.count("frames")
+        self.count("interventions", int(frame["is_intervention"]))
+        self.on_frame(dict(state=frame["state"], action=frame["action"], done=done,
+                           reward=self.rewards.pop(key)[0] if key is not None else 0.0,
+                           is_intervention=frame["is_intervention"], images=frame["images"],
+                           timestamp=frame["t"] - self.first_t))

@@ -1,0 +1,104 @@
+"""FrameGrid without ROS: frames on the fps grid from the first executed action, each frame waiting for its reward
+record, a missing stream reported and its frames skipped."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robot_rl.core.state import STATE_SIZE
+from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
+from robot_rl.data.frame_grid import MAX_REWARD_LAG, FrameGrid
+
+FPS = 15
+DT = 1.0 / FPS
+START = 10.0
+
+
+def tick(k: int) -> float:
+    """Control tick k of an episode starting at START, on the 2 ms physics grid (ticks are not exactly k·dt apart)."""
+    return round((START + k * DT) / 0.002) * 0.002
+
+
+class Recording:
+    def __init__(self, cameras=("front",)):
+        self.frames, self.warnings = [], []
+        self.grid = FrameGrid(FPS, EE_SPACE_NAMES, list(cameras), (8, 8, 3), stale_s=0.5,
+                              on_frame=self.frames.append, warn=self.warnings.append)
+
+    def observe(self, t: float, pose: bool = True) -> None:
+        for cam in self.grid.cameras:
+            self.grid.add_image(cam, t, np.full((16, 16, 3), 7, np.uint8))
+        if pose:
+            self.grid.add_pose(t, (0.4, 0.0, 0.3 + t / 100), (1.0, 0.0, 0.0, 0.0))
+        self.grid.add_joint_states(t, [0.1] * 7 + [0.04])
+
+    def act(self, t: float, value: float = 0.001, teleop: bool = False) -> None:
+        self.grid.add_action(t, EE_SPACE_NAMES, np.full(7, value), teleop, DT)
+
+
+def test_frames_land_on_the_grid_from_the_first_action():
+    rec = Recording()
+    rec.observe(tick(-1))   # before the episode: no frame
+    rec.grid.begin(START)
+    for k in range(6):
+        rec.observe(tick(k))
+        rec.observe(tick(k) + 0.016)   # a faster joint_states stream between the ticks opens no frame
+        rec.act(tick(k), value=k / 1000, teleop=k == 2)
+        rec.grid.add_reward(tick(k + 1), -0.01 * (k + 1), False)
+    rec.grid.add_action(tick(6), JOINT_SPACE_NAMES, np.zeros(8), False, DT)   # another action space: ignored
+    rec.grid.end()
+    rec.observe(tick(6))   # after the end: no frame
+    counts = rec.grid.finish()
+    stamps = np.array([f["timestamp"] for f in rec.frames])
+    np.testing.assert_allclose(stamps * FPS, np.arange(6), atol=0.05)
+    assert [f["action"][0] for f in rec.frames] == pytest.approx([k / 1000 for k in range(6)])
+    assert [f["reward"] for f in rec.frames] == pytest.approx([-0.01 * (k + 1) for k in range(6)])
+    assert [f["done"] for f in rec.frames] == [False] * 5 + [True]
+    assert [f["is_intervention"] for f in rec.frames] == [k == 2 for k in range(6)]
+    assert rec.frames[0]["state"].shape == (STATE_SIZE,) and rec.frames[0]["images"]["front"].shape == (8, 8, 3)
+    assert counts == {"frames": 6, "interventions": 1, "foreign_actions": 1} and rec.warnings == []
+
+
+def test_a_frame_waits_for_its_reward():
+    rec = Recording(cameras=())
+    rec.grid.begin(START)
+    for k in range(4):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+    assert rec.frames == []   # complete, but their rewards (stamped a period later) have not arrived
+    rec.grid.add_reward(tick(1), 0.5, False)
+    rec.observe(tick(4))
+    rec.act(tick(4))
+    assert [f["reward"] for f in rec.frames] == [0.5]   # frame 0, and not frame 1 before its reward
+    for k in range(5, 100):   # no reward for the others: a frame waits MAX_REWARD_LAG frames, then goes with 0
+        rec.observe(tick(k))
+        rec.act(tick(k))
+        if len(rec.frames) == 2:
+            break
+    assert rec.frames[1]["reward"] == 0.0 and k - 1 == MAX_REWARD_LAG   # frames 2..k wait behind it
+    counts = rec.grid.finish()
+    assert counts["frames"] == k + 1 and counts["frames_without_reward"] == k
+
+
+def test_a_missing_stream_is_reported_and_its_frames_skipped():
+    rec = Recording()
+    assert rec.grid.missing_streams() == ["joint_states", "ee_pose", "front"]
+    rec.grid.begin(START)
+    for k in range(3):
+        rec.observe(tick(k), pose=False)
+        rec.act(tick(k))   # the next action completes the frame without its pose
+    assert rec.grid.missing_streams() == ["ee_pose"]
+    counts = rec.grid.finish()
+    assert rec.frames == [] and counts["frames_without_state"] == 3
+    assert rec.warnings and "ee_pose" in rec.warnings[0]
+
+
+def test_a_skipped_slot_is_counted_and_warned():
+    rec = Recording(cameras=())
+    rec.grid.begin(START)
+    for k in (0, 1, 3):   # the joint_states of tick 2 never came
+        rec.observe(tick(k))
+        rec.act(tick(k))
+    counts = rec.grid.finish()
+    assert counts["missed_slots"] == 1 and "slower than 15 fps" in rec.warnings[0]
+    np.testing.assert_allclose([f["timestamp"] * FPS for f in rec.frames], [0, 1, 3], atol=0.05)
