@@ -1,7 +1,10 @@
 """The learner's episode assembler: transitions (s_t, a_t, r_{t+dt}) matched by stamp on the physics grid."""
 import numpy as np
+import pytest
 
-from robot_rl.rl.assembler import EpisodeAssembler
+from robot_rl.core.state import (EE_POSE_STREAM, JOINT_STATES_STREAM, TASK_STATE_STREAM, camera_stream,
+                                 observation_state)
+from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
 
 DT = 1 / 15
 
@@ -52,3 +55,33 @@ def test_discard_before_keeps_only_the_new_episode():
     fill(asm, 4)
     asm.discard_before(tick(3))
     assert min(asm.states) >= round((tick(3) - DT) * 1e6)
+
+
+def test_observation_parts_pair_by_stamp_into_the_state():
+    asm = EpisodeAssembler(DT, environment_state=True, cameras=("front",))
+    frame = np.zeros((4, 4, 3), np.uint8)
+    task = {"objects": {"cube": {"pos": [0.5, 0.0, 0.02], "quat": [1.0, 0, 0, 0]}}, "goal": [0.5, 0.1, 0.2]}
+    asm.add_part(JOINT_STATES_STREAM, tick(1), np.r_[np.arange(7), 0.04])
+    asm.add_part(EE_POSE_STREAM, tick(1), ((0.4, 0.0, 0.3), (0.0, 1.0, 0.0, 0.0)))
+    asm.add_part(TASK_STATE_STREAM, tick(1), task)
+    asm.add_part(EE_POSE_STREAM, tick(2), ((0.4, 0.0, 0.3), (0.0, 1.0, 0.0, 0.0)))  # its partners never come
+    assert not asm.states and not asm.every_stream_seen()
+    asm.add_part(camera_stream("front"), tick(1), frame)
+    assert asm.every_stream_seen() and list(asm.images) == [round(tick(1) * 1e6)]
+    (state,) = asm.states.values()
+    np.testing.assert_allclose(state, observation_state((0.4, 0.0, 0.3), (0.0, 1.0, 0.0, 0.0),
+                                                        np.r_[np.arange(7), 0.04], task))
+    asm.add_part(JOINT_STATES_STREAM, tick(20), np.zeros(8))  # more than a second later: the unmatched pose is gone
+    assert round(tick(2) * 1e6) not in asm.pending[EE_POSE_STREAM]
+
+
+@pytest.mark.parametrize("hz", [30.0, 7.5])
+def test_actions_at_another_rate_than_the_learner_s_are_refused_naming_both(hz):
+    asm = EpisodeAssembler(DT)
+    for i in range(16):  # a driver at another rate, its ticks on the physics grid too
+        stamp = round(i / hz / 0.002) * 0.002
+        asm.add_state(stamp, np.full(3, i, np.float32))
+        asm.add_action(stamp, np.zeros(2, np.float32), is_intervention=False)
+    with pytest.raises(RateMismatch, match=rf"executed actions arrive at {hz:.1f} Hz, the learner is configured for "
+                                           r"15\.0 Hz"):
+        asm.finish(0.0)

@@ -3,22 +3,36 @@
 At control tick t the driver publishes the observation stamped t, then executes one action, published on
 `executed_action` stamped t. The reward record stamped t + dt scores the state that action led to. So the transition
 of tick t is (s_t, a_t, r_{t+dt}), and the episode ends at the first successful reward (or when the episode
-manager says it ended).
+manager says it ended). The state s_t is made of the parts of one observation (joints, EE pose, the sim task state,
+camera frames), each arriving on its own stream: a tick's state exists once every part stamped t has come.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from robot_rl.core.stamps import nearest_key, stamp_key
+from robot_rl.core.state import camera_stream, observation_streams, state_from_streams
 from robot_rl.rl.replay import Episode
 
 
 MAX_BUFFERED_STATES = 10_000
+PART_LIFETIME_S = 1.0  # a part whose partners have not come within this much stream time never gets them
+GRID_JITTER_S = 0.002  # control ticks fall on the 2 ms physics grid, not exactly k·dt apart
+
+
+class RateMismatch(ValueError):
+    """The executed actions come at another rate than the learner's control period: pairing them with states and
+    rewards one period apart would make wrong transitions."""
 
 
 class EpisodeAssembler:
-    def __init__(self, period: float):
+    def __init__(self, period: float, environment_state: bool = False, cameras=()):
         self.period = period
+        self.cameras = tuple(cameras)
+        # parts waiting for their partners with the same stamp, per stream
+        self.pending: dict[str, dict[int, object]] = {
+            stream: {} for stream in observation_streams(environment_state, self.cameras)}
+        self.streams_seen: set[str] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -43,6 +57,23 @@ class EpisodeAssembler:
         if len(self.states) > MAX_BUFFERED_STATES:  # idle between episodes: keep only the newest
             self.discard_before(stamp - MAX_BUFFERED_STATES * self.period / 2)
 
+    def add_part(self, stream: str, stamp: float, sample) -> None:
+        """One stream's sample of the observation stamped `stamp` (a stream of observation_streams); with the last
+        of its parts it becomes that tick's state. Raises KeyError / ValueError for samples that make no state."""
+        self.streams_seen.add(stream)
+        key = stamp_key(stamp)
+        for table in self.pending.values():
+            for old in [k for k in table if k < key - stamp_key(PART_LIFETIME_S)]:
+                del table[old]
+        self.pending[stream][key] = sample
+        if all(key in table for table in self.pending.values()):
+            samples = {name: table.pop(key) for name, table in self.pending.items()}
+            self.add_state(stamp, state_from_streams(samples),
+                           {cam: samples[camera_stream(cam)] for cam in self.cameras})
+
+    def every_stream_seen(self) -> bool:
+        return self.streams_seen >= set(self.pending)
+
     def add_action(self, stamp: float, action: np.ndarray, is_intervention: bool) -> None:
         self.actions[stamp_key(stamp)] = (np.asarray(action, dtype=np.float32), is_intervention)
 
@@ -52,9 +83,11 @@ class EpisodeAssembler:
     def finish(self, start_stamp: float) -> tuple[Episode | None, str]:
         """The episode since `start_stamp` (actions in raw units) and a note on any ticks left out, or None and the
         reason it could not be built. Leading ticks without a state are skipped (the first states can beat DDS
-        discovery); a later gap ends the episode at the last transition whose next state arrived."""
+        discovery); a later gap ends the episode at the last transition whose next state arrived. Raises RateMismatch
+        when the actions are spaced at another period than the configured one."""
         step = stamp_key(self.period)
         ticks = sorted(k for k in self.actions if k >= stamp_key(start_stamp) - step // 2)  # stamps jitter on the grid
+        self._check_rate(ticks)
         states = [nearest_key(self.states, k, step // 2) for k in ticks]  # ticks jitter on the physics grid
         first = next((i for i, s in enumerate(states) if s is not None), None)
         if first is None:
@@ -81,6 +114,17 @@ class EpisodeAssembler:
                           images={cam: np.stack([self.images[k][cam] for k in keys]) for cam in cameras})
         self.reset()
         return episode, note
+
+    def _check_rate(self, ticks: list[int]) -> None:
+        """The actions' spacing, averaged over those near the median (a dropped action makes a gap, the physics grid
+        a jitter), must be the configured period."""
+        if len(ticks) < 2:
+            return
+        spacings = np.diff(ticks) * 1e-6
+        spacing = spacings[np.abs(spacings - np.median(spacings)) <= GRID_JITTER_S].mean()
+        if abs(spacing - self.period) > GRID_JITTER_S:
+            raise RateMismatch(f"executed actions arrive at {1 / spacing:.1f} Hz, the learner is configured for "
+                               f"{1 / self.period:.1f} Hz")
 
     def _reward_after(self, k: int, step: int) -> tuple[float, bool]:
         near = nearest_key(self.rewards, k + step, step // 2)

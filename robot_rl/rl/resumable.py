@@ -1,0 +1,194 @@
+"""The learner node's learning side, without ROS: POCO on a replay store, with everything a restarted learner needs on
+disk, so it resumes without losing a transition.
+
+Under `output_dir`: `replay/` holds every online episode, written before any update uses it; `checkpoint/` the newest
+actor + critic and `learner_state.json` (how many of those episodes they were trained on: the rest are trained on
+after a restart); `learner_log.jsonl` one row per trained episode. Updates that raise or leave non-finite weights
+change nothing that is published or saved: the last good weights are re-issued under the next version instead.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from robot_rl.policies import load_policy, policy_from_bytes, policy_to_bytes, save_policy
+from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
+from robot_rl.rl.config import POCOConfig
+from robot_rl.rl.offline import offline_episodes
+from robot_rl.rl.poco import POCOLearner
+from robot_rl.rl.replay import Episode, ReplayStore, intervention_segments, load_episodes, save_episode
+
+CRITIC_FILE = "critic.safetensors"
+STATE_FILE = "learner_state.json"  # how many persisted online episodes the checkpoint has been trained on
+LOG_FILE = "learner_log.jsonl"
+
+
+@dataclass
+class Work:
+    """The updates owed to one ended episode; `steps` 0 (nothing stored) re-issues the last good weights, with
+    `error` saying why when that is a fault to report."""
+    episode: int | None  # None: a persisted episode the learner had not trained on before it was restarted
+    outcome: str
+    steps: int
+    intervention_rate: float
+    error: str = ""
+
+
+@dataclass
+class Result:
+    """What to publish after some work: `weights` (safetensors bytes of `version`), with the log row of a trained
+    episode, or the reason the last good weights were re-issued instead."""
+    weights: bytes
+    version: int
+    row: dict | None = None
+    error: str = ""
+
+
+class ResumableLearner:
+    def __init__(self, output_dir: str | Path, prior: str | Path, poco: POCOConfig, seed: int = 0,
+                 dataset: str = ""):
+        self.out = Path(output_dir)
+        self.replay_dir = self.out / "replay"
+        self.state_dir = self.out / "checkpoint"  # the newest actor + critic, rewritten after every episode's updates
+        self.prior = Path(prior)
+        self.resuming = (self.state_dir / CRITIC_FILE).exists()
+        policy, self.version = load_policy(self.state_dir if self.resuming else self.prior)
+        torch.manual_seed(seed)
+        self.poco = POCOLearner(policy, poco, seed)
+        if self.resuming:
+            self.poco.load_critic_tensors(load_file(self.state_dir / CRITIC_FILE))
+        self.lock = threading.Lock()  # the worker thread updates the actor while the node's thread may save it
+        self.store = ReplayStore(policy.spec.horizon, poco.gamma)
+        if dataset:
+            for episode in offline_episodes(dataset, policy, poco.step_penalty):
+                self.store.add(episode)
+        resumed = load_episodes(self.replay_dir) if self.replay_dir.exists() else []
+        for episode in resumed:
+            self._add_to_store(episode)
+        self.online_episodes = len(resumed)
+        self.trained_episodes = self._trained_episodes(len(resumed)) if self.resuming else 0
+        self.untrained = [Work(None, "resumed", len(episode.actions), float(episode.interventions.mean()))
+                          for episode in resumed[self.trained_episodes:]]  # persisted; the learner died first
+        self.rng = np.random.default_rng(seed)
+        self.critic_warmup = 0 if self.resuming or not len(self.store) else poco.critic_pretrain_updates
+        self.last_blob = policy_to_bytes(policy, self.version)  # the newest good weights, served after a failure
+
+    @property
+    def policy(self):
+        return self.poco.policy
+
+    def summary(self) -> str:
+        source = f"resumed from {self.state_dir}" if self.resuming else f"prior {self.prior}"
+        return (f"{len(self.store)} steps in the store ({self.online_episodes} online episodes resumed), policy "
+                f"version {self.version} ({source}), {self.poco.updates} updates so far")
+
+    def warm_up_critic(self) -> str:
+        """Critic-only updates on the offline data (actor frozen); returns why they failed, or ""."""
+        try:
+            with self.lock:
+                self.poco.pretrain_critic(self._sample, self.critic_warmup)
+            return ""
+        except Exception as err:  # noqa: BLE001 - any failure is reported, the node keeps serving weights
+            return f"critic warm-up failed: {err!r}\n{traceback.format_exc()}"
+
+    def take_episode(self, assembler: EpisodeAssembler, start_stamp: float, episode: int,
+                     outcome: str) -> tuple[Work, str]:
+        """The episode the assembler built since `start_stamp` into the store, persisted first; returns the updates it
+        is owed and a note on ticks left out. An episode that cannot be built is owed none (the last good weights are
+        re-issued); one whose actions came at another rate than the learner's is an error to report."""
+        try:
+            raw, note = assembler.finish(start_stamp)
+        except RateMismatch as err:
+            return Work(episode, outcome, 0, float("nan"), error=f"episode {episode} not stored: {err}"), ""
+        if raw is None:
+            return Work(episode, outcome, 0, float("nan")), f"not stored: {note}"
+        actions = self.policy.normalizer.normalize_actions(torch.as_tensor(raw.actions)).clamp(-1, 1).numpy()
+        stored = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions, images=raw.images)
+        save_episode(stored, self.replay_dir, self.online_episodes)  # persisted before any update uses it
+        self.online_episodes += 1
+        self._add_to_store(stored)
+        return Work(episode, outcome, len(actions), float(raw.interventions.mean())), note
+
+    def run(self, work: Work) -> Result:
+        """UTD 1 for one episode's steps (a failure re-issues the last good weights), or the re-issue alone for an
+        episode that stored nothing: a graph waiting for a version newer than its last episode's goes on."""
+        if work.steps == 0:
+            return Result(self._reissue_last_good(), self.version, error=work.error)
+        try:
+            with self.lock:
+                row = self._train(work)
+            return Result(self.last_blob, self.version, row=row)
+        except Exception as err:  # noqa: BLE001
+            return Result(self._reissue_last_good(), self.version,
+                          error=f"updates after episode {work.episode} failed; the last good weights stay in "
+                                f"service: {err!r}\n{traceback.format_exc()}")
+
+    def save(self) -> bool:
+        with self.lock:
+            return self._save()
+
+    def _save(self) -> bool:
+        """Critic first, then the actor: a crash in between leaves an older actor with a newer critic, never a
+        checkpoint that fails to load. Adam's moments are not kept; they rebuild within a few hundred updates.
+        Non-finite weights are never written (False): the checkpoint on disk stays the last good one."""
+        if not self._weights_finite():
+            return False
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / f".{CRITIC_FILE}.tmp"
+        save_file(self.poco.critic_tensors(), tmp)
+        tmp.replace(self.state_dir / CRITIC_FILE)
+        save_policy(self.policy, self.state_dir, self.version)
+        tmp = self.state_dir / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps({"trained_episodes": self.trained_episodes, "version": self.version}) + "\n")
+        tmp.replace(self.state_dir / STATE_FILE)
+        return True
+
+    def _sample(self):
+        return self.store.sample(self.poco.cfg.batch_size, self.rng)
+
+    def _add_to_store(self, episode: Episode) -> None:
+        """An online episode, plus its human-controlled stretches once more as demonstrations (HIL-SERL)."""
+        self.store.add(episode)
+        for segment in intervention_segments(episode):
+            self.store.add(segment)
+
+    def _train(self, work: Work) -> dict:
+        """The updates, then the checkpoint and the log row (raises on non-finite weights, before saving any)."""
+        metrics = [self.poco.update(self._sample()).__dict__ for _ in range(work.steps)]
+        if not self._weights_finite():
+            raise FloatingPointError("non-finite actor or critic weights after the updates")
+        self.version += 1
+        self.trained_episodes += 1
+        self.last_blob = policy_to_bytes(self.policy, self.version)
+        self._save()
+        summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]}
+        row = {"episode": work.episode, "outcome": work.outcome, "steps": work.steps,
+               "intervention_rate": work.intervention_rate, "store_steps": len(self.store),
+               "updates": self.poco.updates, "version": self.version, **summary}
+        with (self.out / LOG_FILE).open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+    def _reissue_last_good(self) -> bytes:
+        """The last good weights under the next version number."""
+        policy, _ = policy_from_bytes(self.last_blob)
+        with self.lock:
+            self.version += 1
+            self.last_blob = policy_to_bytes(policy, self.version)
+            return self.last_blob
+
+    def _weights_finite(self) -> bool:
+        modules = (self.poco.policy, self.poco.critic, self.poco.critic_target)
+        return all(torch.isfinite(p).all() for m in modules for p in m.parameters())
+
+    def _trained_episodes(self, persisted: int) -> int:
+        """Online episodes the checkpoint has been trained on (all of them for a checkpoint without the record)."""
+        path = self.state_dir / STATE_FILE
+        return min(persisted, json.loads(path.read_text())["trained_episodes"]) if path.exists() else persisted
