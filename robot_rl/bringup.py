@@ -5,6 +5,9 @@
 Each node runs as its own process (`python -m robot_rl.nodes.<exe> --ros-args ...`) with the graph's parameter files.
 Everything is validated before the first process starts: executables, parameter files, and every parameter key and
 value against the node's typed config, so a typo stops the graph with an error naming the key and the file.
+Values that several nodes must agree on have one source per graph (SHARED_VALUES): the control rate is the driver's
+(`mujoco_bridge` or `arm` `control_hz`), the step penalty the reward node's. Every other node that holds one gets the
+source's value, and a graph that sets a different one is refused, naming both nodes.
 SIGINT/SIGTERM are forwarded; the bringup exits non-zero when a node dies, and 0 when the graph's `exit_when` node
 finishes cleanly.
 
@@ -21,7 +24,6 @@ Graph file:
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import random
 import re
@@ -34,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from robot_rl.configs import config_model, flatten_defaults, unflatten
 from robot_rl.nodes import NODE_EXECUTABLES
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -124,9 +127,21 @@ def load_graph(path: str | Path, base: Path = PACKAGE_ROOT) -> Graph:
     return graph
 
 
-def config_model(executable: str) -> type[BaseModel]:
-    module = importlib.import_module(NODE_EXECUTABLES[executable])
-    return module.CONFIG
+@dataclass(frozen=True)
+class SharedValue:
+    """One quantity several nodes hold: `sources` (executable, key) own it, `followers` receive it."""
+    what: str
+    sources: tuple[tuple[str, str], ...]
+    followers: tuple[tuple[str, str], ...]
+
+
+SHARED_VALUES = (
+    SharedValue("control rate", sources=(("mujoco_bridge", "control_hz"), ("arm", "control_hz")),
+                followers=(("policy", "control_hz"), ("episode_manager", "control_hz"), ("learner", "control_hz"),
+                           ("teleop", "control_hz"), ("recorder", "fps"))),
+    SharedValue("step penalty", sources=(("reward", "step_penalty"),),
+                followers=(("learner", "poco.step_penalty"),)),
+)
 
 
 def node_parameters(params_file: Path, node_name: str, namespace: str) -> dict:
@@ -168,39 +183,86 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def validate(graph: Graph) -> None:
-    """Check every parameter each node will receive against its typed config; raise GraphError naming key + file."""
-    from robot_rl.ros.node_runtime import flatten_defaults
+def node_values(graph: Graph, spec: NodeSpec) -> tuple[dict, dict]:
+    """The parameters the graph gives one node (params files, then its `params`), and where each came from."""
+    values: dict = {}
+    origin: dict = {}
+    for f in graph.params_files:
+        for key, value in node_parameters(f, spec.name, graph.namespace).items():
+            values[key], origin[key] = value, str(f)
+    for key, value in _flatten(spec.params).items():
+        values[key], origin[key] = value, f"{graph.source} (nodes: {spec.name}.params)"
+    return values, origin
 
+
+def validate(graph: Graph) -> None:
+    """Check every parameter each node will receive against its typed config, then give every node the graph's
+    shared values (SHARED_VALUES); raise GraphError naming the key and the file, or both nodes of a disagreement."""
     for spec in graph.nodes:
         model = config_model(spec.executable)
         declared = set(flatten_defaults(model)) | ROS_BUILTIN_KEYS
-        values: dict = {}
-        origin: dict = {}
-        for f in graph.params_files:
-            for key, value in node_parameters(f, spec.name, graph.namespace).items():
-                values[key], origin[key] = value, str(f)
-        for key, value in _flatten(spec.params).items():
-            values[key], origin[key] = value, f"{graph.source} (nodes: {spec.name}.params)"
+        values, origin = node_values(graph, spec)
         for key in values:
             if key not in declared:
                 raise GraphError(f"{origin[key]}: node {spec.name!r} has no parameter {key!r}")
-        nested: dict = {}
-        for key, value in values.items():
-            if key in ROS_BUILTIN_KEYS:
-                continue
-            *sections, leaf = key.split(".")
-            node = nested
-            for s in sections:
-                node = node.setdefault(s, {})
-            node[leaf] = value
         try:
-            model.model_validate(nested)
+            model.model_validate(unflatten({k: v for k, v in values.items() if k not in ROS_BUILTIN_KEYS}))
         except ValidationError as err:
             e = err.errors()[0]
             key = ".".join(map(str, e["loc"]))
             raise GraphError(f"{origin.get(key, graph.source)}: node {spec.name!r} parameter {key!r}: {e['msg']}") \
                 from None
+    for shared in SHARED_VALUES:
+        share(graph, shared)
+
+
+def share(graph: Graph, shared: SharedValue) -> None:
+    """Set `shared` on every follower that does not set it, from the graph's source; refuse a source or follower that
+    sets another value. Without a source node (a learner on another host) the followers must agree with each other."""
+    def held(pairs) -> list[tuple[NodeSpec, str, object, str | None]]:
+        """(node, key, value, where it was set or None for the default) for every node holding the value."""
+        out = []
+        for spec in graph.nodes:
+            for exe, key in pairs:
+                if spec.executable == exe:
+                    values, origin = node_values(graph, spec)
+                    out.append((spec, key, values.get(key, flatten_defaults(config_model(exe))[key]), origin.get(key)))
+        return out
+
+    sources, followers = held(shared.sources), held(shared.followers)
+    explicit = [f for f in followers if f[3] is not None]
+    reference = (sources or explicit or [None])[0]
+    if reference is None:
+        return
+    ref_spec, ref_key, ref_value, ref_origin = reference
+    for spec, key, value, origin in sources + followers:
+        if value != ref_value and (origin is not None or (spec, key, value, origin) in sources):
+            raise GraphError(
+                f"{graph.source}: the {shared.what} must be one value per graph, but node {spec.name!r} has "
+                f"{key} {value} ({origin or 'default'}) and node {ref_spec.name!r} has {ref_key} {ref_value} "
+                f"({ref_origin or 'default'}); set it once, on {ref_spec.name!r}")
+        if origin is None:
+            apply_key(spec.params, key, ref_value)
+
+
+def apply_key(params: dict, dotted: str, value) -> dict:
+    """`params` with `section.key` set (nested mappings created as needed)."""
+    *sections, leaf = dotted.split(".")
+    node = params
+    for s in sections:
+        node = node.setdefault(s, {})
+    node[leaf] = value
+    return params
+
+
+def control_hz(graph: Graph) -> float:
+    """The graph's control rate, after `validate`: its driver's `control_hz` (or the default)."""
+    for spec in graph.nodes:
+        for exe, key in SHARED_VALUES[0].sources:
+            if spec.executable == exe:
+                values, _ = node_values(graph, spec)
+                return float(values.get(key, flatten_defaults(config_model(exe))[key]))
+    raise GraphError(f"{graph.source}: no driver node ({', '.join(e for e, _ in SHARED_VALUES[0].sources)})")
 
 
 def apply_overrides(graph: Graph, namespace: str | None, sets: list[str]) -> None:

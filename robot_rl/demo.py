@@ -17,11 +17,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from robot_rl.core.types import TASK_MAX_STEPS
 from robot_rl.core.yaml_config import load_yaml_model
 from robot_rl.rl.config import POCOConfig
 
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ...: never seen in training
-DEMO_TASKS = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}  # task -> max control steps
 
 
 class DemoConfig(BaseModel):
@@ -95,13 +95,16 @@ def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig) -> l
     results = out / "online_episodes.jsonl"
     results.unlink(missing_ok=True)
     graph = "config/graphs/sim_poco.yaml"
-    poco = cfg.poco.model_dump()  # every key: the demo's POCOConfig, not the graph file's, is what runs
+    # every key: the demo's POCOConfig, not the graph file's, is what runs; the step penalty has one source per
+    # graph, the reward node, which the bringup passes on to the learner
+    poco = cfg.poco.model_dump(exclude={"step_penalty"})
     _run(graph,
          [f"mujoco_bridge.task={cfg.task}", f"mujoco_bridge.seed={cfg.seed}", f"policy.checkpoint={prior}",
           f"learner.checkpoint={prior}", f"learner.dataset={demos}", f"learner.output_dir={out}",
           f"learner.seed={cfg.seed}", f"episode_manager.num_episodes={cfg.online_episodes}",
           f"episode_manager.max_steps={cfg.max_steps}", f"episode_manager.results_path={results}",
-          *_camera_sets(cfg, graph), *(f"learner.poco.{key}={value}" for key, value in poco.items())],
+          f"reward.step_penalty={cfg.poco.step_penalty}", *_camera_sets(cfg, graph),
+          *(f"learner.poco.{key}={value}" for key, value in poco.items())],
          cfg, f"{cfg.poco.mode} fine-tuning")
     return _read_jsonl(results)
 
@@ -236,7 +239,7 @@ def sim_check(tasks: list[str], episodes: int, out: str | Path, noise: float, ti
         path.unlink(missing_ok=True)
         code = run_graph("config/graphs/sim_scripted.yaml", namespace=task, timeout=timeout, quiet=quiet,
                          sets=[f"mujoco_bridge.task={task}", f"policy.noise={noise}",
-                               f"episode_manager.num_episodes={episodes}", f"episode_manager.max_steps={DEMO_TASKS[task]}",
+                               f"episode_manager.num_episodes={episodes}", f"episode_manager.max_steps={TASK_MAX_STEPS[task]}",
                                f"episode_manager.results_path={path}"])
         if code != 0:
             raise RuntimeError(f"the {task} graph exited with code {code}")

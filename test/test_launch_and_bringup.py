@@ -120,3 +120,33 @@ def test_node_command_carries_namespace_params_and_overrides():
     assert cmd[cmd.index("--params-file") + 1].endswith("config/sim.yaml")
     with pytest.raises(bringup.GraphError, match="NODE.KEY=VALUE"):
         bringup.apply_overrides(graph, None, ["nonsense"])
+
+
+def shared_graph(tmp_path, params: dict, node_params: dict | None = None):
+    pfile = write(tmp_path, "p.yaml", params)
+    nodes = [{"executable": e, **({"params": node_params[e]} if node_params and e in node_params else {})}
+             for e in ("mujoco_bridge", "policy", "reward", "learner", "episode_manager")]
+    return bringup.load_graph(write(tmp_path, "g.yaml", {"params_files": [str(pfile)], "nodes": nodes}))
+
+
+def test_the_drivers_control_rate_and_the_rewards_step_penalty_reach_every_node(tmp_path):
+    graph = shared_graph(tmp_path, {"/**/mujoco_bridge": {"ros__parameters": {"control_hz": 30.0}},
+                                    "/**/reward": {"ros__parameters": {"step_penalty": -0.05}}})
+    bringup.validate(graph)
+    params = {n.name: bringup.node_values(graph, n)[0] for n in graph.nodes}
+    assert [params[n]["control_hz"] for n in ("policy", "learner", "episode_manager")] == [30.0] * 3
+    assert params["learner"]["poco.step_penalty"] == -0.05
+    assert bringup.control_hz(graph) == 30.0
+    cmd = bringup.node_command(graph, next(n for n in graph.nodes if n.name == "learner"))
+    assert "control_hz:=30.0" in cmd and "poco.step_penalty:=-0.05" in cmd
+
+
+@pytest.mark.parametrize("node, key, value", [("policy", "control_hz", 15.0), ("learner", "poco.step_penalty", -0.01)])
+def test_a_graph_whose_nodes_disagree_on_a_shared_value_is_refused_naming_both(tmp_path, node, key, value):
+    section, _, leaf = key.rpartition(".")
+    setting = {section: {leaf: value}} if section else {key: value}
+    graph = shared_graph(tmp_path, {"/**/mujoco_bridge": {"ros__parameters": {"control_hz": 30.0}},
+                                    "/**/reward": {"ros__parameters": {"step_penalty": -0.05}}}, {node: setting})
+    source = "mujoco_bridge" if key == "control_hz" else "reward"
+    with pytest.raises(bringup.GraphError, match=rf"one value per graph.*'{node}'.*{key}.*'{source}'"):
+        bringup.validate(graph)

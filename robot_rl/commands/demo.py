@@ -5,7 +5,8 @@ import os
 import random
 import sys
 
-from robot_rl.demo import DEMO_TASKS, DemoConfig
+from robot_rl.core.types import TASK_MAX_STEPS
+from robot_rl.demo import DemoConfig
 
 
 def cmd_demo(args) -> int:
@@ -37,7 +38,7 @@ def register(sub) -> None:
                                        "graph -> before/after success table and learning curve")
     defaults = DemoConfig()
     demo.add_argument("--config", help="YAML of DemoConfig keys (e.g. config/demo_images.yaml); flags override it")
-    demo.add_argument("--task", choices=sorted(DEMO_TASKS), help=f"default {defaults.task}")
+    demo.add_argument("--task", choices=sorted(TASK_MAX_STEPS), help=f"default {defaults.task}")
     demo.add_argument("--mode", choices=["poco", "bc", "best_of_n"],
                       help=f"online learner (bc and best_of_n are the baselines); default {defaults.poco.mode}")
     demo.add_argument("--online-episodes", type=int, help=f"default {defaults.online_episodes}")
@@ -50,7 +51,7 @@ def register(sub) -> None:
     demo.add_argument("--verbose", action="store_true", help="show every node's log")
     demo.set_defaults(func=cmd_demo)
     check = sub.add_parser("sim-check", help="scripted expert through the sim graph on every task: a success table")
-    check.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=sorted(DEMO_TASKS))
+    check.add_argument("--tasks", nargs="+", default=list(TASK_MAX_STEPS), choices=sorted(TASK_MAX_STEPS))
     check.add_argument("--episodes", type=int, default=5)
     check.add_argument("--noise", type=float, default=0.0, help="scripted expert noise")
     check.add_argument("--timeout", type=float, default=600.0, help="seconds per task graph")

@@ -17,6 +17,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
+from robot_rl.configs import flatten_defaults, unflatten
 from robot_rl.ros import records
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -26,31 +27,6 @@ ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
 class ConfigError(ValueError):
     pass
-
-
-def flatten_defaults(model_cls: type[BaseModel], prefix: str = "") -> dict[str, object]:
-    """Parameter name -> default value; nested models become `section.field`, tuples become lists."""
-    out: dict[str, object] = {}
-    for name, field in model_cls.model_fields.items():
-        key = f"{prefix}{name}"
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            out.update(flatten_defaults(annotation, key + "."))
-            continue
-        default = field.get_default(call_default_factory=True)
-        out[key] = list(default) if isinstance(default, tuple) else default
-    return out
-
-
-def _unflatten(flat: dict[str, object]) -> dict:
-    nested: dict = {}
-    for key, value in flat.items():
-        *sections, leaf = key.split(".")
-        node = nested
-        for s in sections:
-            node = node.setdefault(s, {})
-        node[leaf] = value
-    return nested
 
 
 def params_files(argv: list[str]) -> list[str]:
@@ -75,7 +51,7 @@ def declare_config(node: Node, model_cls: type[ConfigT]) -> ConfigT:
         )
         values[key] = param.value
     try:
-        return model_cls.model_validate(_unflatten(values))
+        return model_cls.model_validate(unflatten(values))
     except ValidationError as err:
         problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in err.errors())
         raise ConfigError(f"{node.get_fully_qualified_name()}: bad parameter {problems} (from {where})") from None
