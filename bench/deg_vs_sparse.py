@@ -47,7 +47,8 @@ def record_demos(root: Path, scene: int, episodes: int, noise: float, max_steps:
     from robot_rl.core.state import STATE_NAMES
     from robot_rl.data.lerobot import LeRobotWriter
     from robot_rl.sim.expert import expert_chunk
-    from robot_rl.sim.gym_env import CONTROL_HZ, normalise_ee_delta
+    from robot_rl.core.types import CONTROL_HZ
+    from robot_rl.sim.gym_env import normalise_ee_delta
 
     env = make_env(max_steps)
     wins = 0

@@ -10,6 +10,12 @@ GRIPPER = "gripper"
 JOINT_SPACE_NAMES: tuple[str, ...] = ARM_JOINTS + (GRIPPER,)
 EE_SPACE_NAMES: tuple[str, ...] = ("ee_x", "ee_y", "ee_z", "ee_rx", "ee_ry", "ee_rz", GRIPPER)
 
+# The default control rate: a graph's driver (`control_hz`) may set another, which the bringup passes to every node
+# of that graph; the gym envs, sim collection and in-process evaluation run at this one.
+CONTROL_HZ = 15.0
+# Control steps per episode of each sim task at CONTROL_HZ (gym envs, demo, evaluation, sim collection).
+TASK_MAX_STEPS: dict[str, int] = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}
+
 
 def action_space_of(names: tuple[str, ...] | list[str]) -> str | None:
     """'joint' or 'ee' when `names` is exactly one of the two conventions, else None."""

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES, observation_state
 from robot_rl.data.lerobot import LeRobotWriter
-from robot_rl.sim.evaluate import CONTROL_HZ, MAX_CONTROL_STEPS
+from robot_rl.core.types import CONTROL_HZ, TASK_MAX_STEPS
 from robot_rl.sim.expert import expert_chunk
 from robot_rl.sim.panda_sim import PandaSim
 from robot_rl.sim.tasks import TASKS
@@ -44,7 +44,7 @@ def collect_demos(task: str, episodes: int, noise: float, seed: int, root: str |
     writer = LeRobotWriter(root, CONTROL_HZ, state_names, EE_SPACE_NAMES, cameras,
                            (image_size, image_size, 3), robot_type="panda_sim")
     substeps = round(1.0 / (CONTROL_HZ * sim.physics_dt))
-    limit = max_steps or MAX_CONTROL_STEPS[task]
+    limit = max_steps or TASK_MAX_STEPS[task]
     successes, frames, indices = 0, 0, []
     progress = tqdm(range(episodes), desc=f"{task} demos", unit="ep")
     try:

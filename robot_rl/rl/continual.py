@@ -27,7 +27,7 @@ from robot_rl.data.collect_sim import collect_demos, sim_state
 from robot_rl.rl.lifelong_rft import (Demos, RFTConfig, SFTConfig, demo_normalizer, load_demos,
                                       reinforcement_finetune, supervised_finetune)
 from robot_rl.policies.normalizer import Normalizer
-from robot_rl.sim.evaluate import CONTROL_HZ, MAX_CONTROL_STEPS
+from robot_rl.core.types import CONTROL_HZ, TASK_MAX_STEPS
 from robot_rl.sim.expert import MAX_STEP_M, MAX_STEP_RAD
 from robot_rl.sim.robot import MAX_GRIPPER_WIDTH
 from robot_rl.sim.tasks import TASKS
@@ -88,7 +88,7 @@ def evaluate_policy(policy, task: str, episodes: int, seed: int = EVAL_SEED) -> 
     sims = [PandaSim(task, cameras={c: (size, size) for c in spec.cameras}, render=bool(spec.cameras))
             for _ in range(episodes)]
     substeps = round(1.0 / (CONTROL_HZ * sims[0].physics_dt))
-    limit = MAX_CONTROL_STEPS[task]
+    limit = TASK_MAX_STEPS[task]
     generator = torch.Generator().manual_seed(seed)
     success = np.zeros(episodes, bool)
     try:

@@ -9,12 +9,11 @@ import time
 
 import numpy as np
 
+from robot_rl.core.types import CONTROL_HZ, TASK_MAX_STEPS
 from robot_rl.sim.expert import expert_chunk
 from robot_rl.sim.panda_sim import PandaSim
 from robot_rl.sim.tasks import TASKS
 
-CONTROL_HZ = 15.0
-MAX_CONTROL_STEPS = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}
 
 
 def run_expert_episode(sim: PandaSim, seed: int, noise: float = 0.0, horizon: int = 8,
@@ -23,7 +22,7 @@ def run_expert_episode(sim: PandaSim, seed: int, noise: float = 0.0, horizon: in
     sim.reset(seed)
     rng = np.random.default_rng([seed, 1])
     substeps = round(1.0 / (CONTROL_HZ * sim.physics_dt))
-    limit = max_steps or MAX_CONTROL_STEPS[sim.task_name]
+    limit = max_steps or TASK_MAX_STEPS[sim.task_name]
     steps = 0
     while steps < limit:
         for delta in expert_chunk(sim.task_state(), horizon, rng, noise):

@@ -11,19 +11,15 @@ import numpy as np
 from gymnasium import spaces
 
 from robot_rl.core.safety import SafetyFilter, SafetyLimits
-from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, environment_vector, observation_state
+from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_SIZE, environment_vector, observation_state
+from robot_rl.core.types import CONTROL_HZ, TASK_MAX_STEPS
 from robot_rl.sim.expert import MAX_STEP_M, MAX_STEP_RAD
 from robot_rl.sim.panda_sim import PandaSim
 from robot_rl.sim.robot import MAX_GRIPPER_WIDTH
 
-CONTROL_HZ = 15.0
-ENV_IDS = {
-    "RobotRL/PandaReach-v0": ("reach", 150),
-    "RobotRL/PandaPush-v0": ("push", 300),
-    "RobotRL/PandaPickLift-v0": ("pick_lift", 300),
-    "RobotRL/PandaPegInsert-v0": ("peg_insert", 300),
-}
-STATE_SIZE = 15  # ee pos (3), ee quat wxyz (4), gripper width (1), arm joints (7)
+ENV_IDS = {f"RobotRL/Panda{name}-v0": (task, TASK_MAX_STEPS[task])
+           for name, task in (("Reach", "reach"), ("Push", "push"), ("PickLift", "pick_lift"),
+                              ("PegInsert", "peg_insert"))}
 STATE_BOUND = 10.0  # every entry is a position (m), quaternion component or joint angle (rad): well inside
 
 
