@@ -7,6 +7,7 @@ Everything that can go wrong with a file raises `CheckpointError` naming the pro
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import struct
@@ -19,8 +20,6 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from robot_rl.policies.base import ChunkPolicy, PolicySpec
-from robot_rl.policies.diffusion import DiffusionPolicy
-from robot_rl.policies.flow import FlowMatchingPolicy
 from robot_rl.policies.normalizer import Normalizer
 
 FORMAT = "robot_rl.policy"
@@ -28,7 +27,11 @@ FORMAT_VERSION = "1"
 WEIGHTS_FILE = "policy.safetensors"
 CONFIG_FILE = "config.json"
 MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
-POLICY_TYPES: dict[str, type[ChunkPolicy]] = {"flow": FlowMatchingPolicy, "diffusion": DiffusionPolicy}
+# type -> "module:class"; each is imported when a policy of that type is built, so loading a flow checkpoint does not
+# pull in diffusers, nor a diffusion one transformers
+POLICY_TYPES: dict[str, str] = {"flow": "robot_rl.policies.flow:FlowMatchingPolicy",
+                                "diffusion": "robot_rl.policies.diffusion:DiffusionPolicy",
+                                "tokenized": "robot_rl.policies.tokenized:TokenizedPolicy"}
 
 
 class CheckpointError(ValueError):
@@ -37,17 +40,17 @@ class CheckpointError(ValueError):
 
 def build_policy(spec: PolicySpec, normalizer: Normalizer | None = None) -> ChunkPolicy:
     """A freshly initialised policy of `spec.type` (identity normaliser unless one is given)."""
-    if spec.type == "tokenized":  # imported on demand: it pulls in transformers
-        from robot_rl.policies.tokenized import TokenizedOptions, TokenizedPolicy
+    if spec.type not in POLICY_TYPES:
+        raise ValueError(f"unknown policy type {spec.type!r}; known: {sorted(POLICY_TYPES)}")
+    if spec.type == "tokenized":
+        from robot_rl.policies.tokenized import TokenizedOptions
 
         try:
             TokenizedOptions.model_validate(spec.tokenized)
         except ValidationError as e:
             raise CheckpointError(f"invalid tokenized options in the policy spec: {e}") from None
-        return TokenizedPolicy(spec, normalizer)
-    if spec.type not in POLICY_TYPES:
-        raise ValueError(f"unknown policy type {spec.type!r}; known: {sorted(POLICY_TYPES)}")
-    return POLICY_TYPES[spec.type](spec, normalizer)
+    module, cls = POLICY_TYPES[spec.type].split(":")
+    return getattr(importlib.import_module(module), cls)(spec, normalizer)
 
 
 def sha256_hex(data: bytes) -> str:
