@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=STATE_DIM, environment_state=True,
                       horizon=5, execute_steps=5, hidden_dim=128)
     prior = build_policy(spec)
-    demo_n = 8  # config/poco.yaml num_candidates
+    demo_n = POCOConfig().num_candidates  # the default, as in the demo
     modes = {"bc (critic + BC)": dict(mode="bc"),
              **{f"poco N={n}": dict(mode="poco", num_candidates=n) for n in args.candidates},
              f"best_of_n N={demo_n}": dict(mode="best_of_n", num_candidates=demo_n),

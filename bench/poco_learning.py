@@ -1,4 +1,4 @@
-"""POCO against its baselines on the point-reach task (robot_rl.sim.point_reach), same prior, data, seeds and code:
+"""POCO against its baselines on the point-reach task (bench/point_reach.py), same prior, data, seeds and code:
 POCO, BC only, best-of-N with the critic (Q-chunking style) and the actor-gradient baseline through the flow.
 
     python -m bench.poco_learning [--seeds 0 1] [--env-steps 3000]
@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from bench.report import ROOT, machine_line, markdown_table, write_section
-from robot_rl.rl.point_reach_experiment import run
+from bench.point_reach import run
 
 MODES = ("poco", "bc", "best_of_n", "actor_gradient")
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         f"`python -m bench.poco_learning --seeds {' '.join(map(str, args.seeds))} --env-steps {args.env_steps}` "
         f"on {machine_line()}.",
         "",
-        "Point reach (robot_rl.sim.point_reach): a flow-matching chunk prior (H=5) behaviour-cloned to convergence "
+        "Point reach (bench/point_reach.py): a flow-matching chunk prior (H=5) behaviour-cloned to convergence "
         "on 20 episodes of an expert blurred by noise of 1.5x the step limit; the same prior, demonstrations (kept "
         "in the replay store) and seeds for every learner; UTD 1, N=32 candidates, η=1e-3, ζ=1.0, γ=0.9, "
         "40 evaluation episodes every 500 env steps.",

@@ -1,12 +1,12 @@
 """Short seeded runs showing the learning effect: POCO raises the success of a deliberately poor prior on an easy
-task (robot_rl.sim.point_reach), while the BC-only baseline (same code, data and seeds) does not. Everything but the
-env is the production code: flow policy, replay store, POCOLearner, online loop (robot_rl.rl.point_reach_experiment).
+task (bench/point_reach.py), while the BC-only baseline (same code, data and seeds) does not. Everything but the
+env is the production code: flow policy, replay store, POCOLearner, online loop (bench/point_reach.py).
 """
 import numpy as np
 import pytest
 import torch
 
-from robot_rl.rl.point_reach_experiment import run
+from bench.point_reach import run
 
 
 @pytest.fixture(scope="module")
