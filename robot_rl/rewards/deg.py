@@ -1,6 +1,6 @@
 """DEG — dual-granularity contrastive reward along per-episode guidance (Liu et al., arXiv 2602.12636).
 
-Pieces (spec: ../shared/research/algorithms.md §2):
+Pieces (the paper's §3; docs/rewards.md describes each choice made here):
   f          contrastive image encoder, trained from scratch with InfoNCE on expert videos, frozen during RL;
              z = f(o) is L2-normalised, so ⟨z, g⟩ is a cosine similarity.
   g_1..g_K   guidance latents for this episode, made once at reset by a guidance provider (guidance.py).
