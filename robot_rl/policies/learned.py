@@ -5,17 +5,16 @@ import numpy as np
 import torch
 
 from robot_rl.core.observation import Observation
-from robot_rl.core.state import environment_vector, state_vector
+from robot_rl.core.state import camera_stream, observation_streams, state_from_streams
 from robot_rl.policies.base import ChunkPolicy
 
 
 def required_streams(spec) -> tuple[str, ...]:
     """The observation streams a policy with this spec reads (fixed for the life of a policy node)."""
-    return ("ee_pose",) + (("task_state",) if spec.environment_state else ()) + tuple(
-        f"camera/{cam}" for cam in spec.cameras)
+    return observation_streams(spec.environment_state, spec.cameras)
 
 
-class LearnedPolicy:
+class LearnedBackend:
     def __init__(self, policy: ChunkPolicy, version: int, seed: int = 0):
         self.seed = seed
         self.swap(policy, version)
@@ -33,20 +32,16 @@ class LearnedPolicy:
         self.action_names = tuple(spec.action_names)
         self.horizon = spec.execute_steps
         self.required_streams = streams
+        self.cameras = tuple(spec.cameras)
 
     def reset(self, episode: int) -> None:
         self.generator = torch.Generator().manual_seed(self.seed * 100_003 + episode)
 
     @torch.no_grad()
     def act(self, obs: Observation) -> np.ndarray:
-        joints = obs.values["joint_states"]
-        pos, quat = obs.values["ee_pose"]
-        state = state_vector(pos, quat, joints[7], joints[:7])
-        if self.policy.spec.environment_state:
-            state = np.r_[state, environment_vector(obs.values["task_state"])]
-        batch = {"state": torch.as_tensor(state)[None]}
-        if self.policy.spec.cameras:
-            batch["images"] = {cam: torch.as_tensor(np.ascontiguousarray(obs.values[f"camera/{cam}"]))
-                               .permute(2, 0, 1)[None] for cam in self.policy.spec.cameras}
+        batch = {"state": torch.as_tensor(state_from_streams(obs.values))[None]}
+        if self.cameras:
+            batch["images"] = {cam: torch.as_tensor(np.ascontiguousarray(obs.values[camera_stream(cam)]))
+                               .permute(2, 0, 1)[None] for cam in self.cameras}
         chunk = self.policy.sample(batch, 1, self.generator)[0, 0]  # (H, D) raw units
         return chunk[: self.horizon].numpy().astype(float)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import numpy as np
 
 from robot_rl.core.observation import Observation
+from robot_rl.core.state import JOINT_STATES_STREAM, TASK_STATE_STREAM
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.sim import expert_chunk
 
 
-class ScriptedPolicy:
+class ScriptedBackend:
     action_names = EE_SPACE_NAMES
-    required_streams = ("task_state",)
+    required_streams = (JOINT_STATES_STREAM, TASK_STATE_STREAM)  # joint_states: planning runs on its stamps
+    cameras = ()
 
     def __init__(self, horizon: int, noise: float = 0.0, seed: int = 0):
         self.horizon = horizon
@@ -25,4 +27,4 @@ class ScriptedPolicy:
         self.rng = np.random.default_rng([self.seed, episode])
 
     def act(self, obs: Observation) -> np.ndarray:
-        return expert_chunk(obs.values["task_state"], self.horizon, self.rng, self.noise)
+        return expert_chunk(obs.values[TASK_STATE_STREAM], self.horizon, self.rng, self.noise)
