@@ -96,6 +96,7 @@ def test_ee_space_chunk_after_a_joint_chunk_moves_the_tcp_from_where_it_is(drive
     "names, points, reason",
     [
         (JOINT_SPACE_NAMES, [[np.nan] * 8], "non_finite"),
+        (EE_SPACE_NAMES, [[np.inf, 0, 0, 0, 0, 0, 0.04]], "non_finite"),
         ([f"joint{i}" for i in range(8)], [[0.0] * 8], "wrong_names"),
         (EE_SPACE_NAMES, [[0.2, 0, 0, 0, 0, 0, 0.04]], "jump"),
         (EE_SPACE_NAMES, [[0, 0, 0, 0, 0, 0, 0.5]], "gripper_range"),
