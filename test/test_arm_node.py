@@ -9,8 +9,8 @@ from std_srvs.srv import SetBool, Trigger
 
 from driver_harness import franky_sim_server, start_arm
 from robot_rl import bringup
+from robot_rl.configs.arm import READY_POSE
 from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
-from robot_rl.hardware.franka import READY_POSE
 from robot_rl.hardware.franky_sim import free_loopback_address
 
 pytestmark = pytest.mark.graph

@@ -174,7 +174,7 @@ def test_realsense_software_device(software_camera):
         paused_at = time.time()
         wait_for(lambda: "resetting" in listen.states(), 10, "a reset after repeated misses")
         time.sleep(0.5)
-        assert node.node.status.state == "resetting" and "stale" in listen.states()
+        assert node.node.stream.snapshot().state == "resetting" and "stale" in listen.states()
         cam.unplugged.clear()
         cam.paused.clear()
         resumed_at = time.time()

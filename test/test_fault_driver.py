@@ -124,7 +124,7 @@ def test_each_bad_chunk_is_rejected_and_counted_once_and_the_arm_stays_inside_it
 
 def joint_limits(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "arm":
-        from robot_rl.hardware.franka import FR3_JOINT_LOWER, FR3_JOINT_UPPER
+        from robot_rl.configs.arm import FR3_JOINT_LOWER, FR3_JOINT_UPPER
 
         return np.asarray(FR3_JOINT_LOWER), np.asarray(FR3_JOINT_UPPER)
     from robot_rl.sim import PandaSim

@@ -1,4 +1,4 @@
-"""RealSense cameras through pyrealsense2's sensor API (no ROS), plus the frame types both camera backends share.
+"""RealSense cameras through pyrealsense2's sensor API (no ROS).
 
 A camera is found by serial number, its colour stream (and optionally depth, aligned to colour) is opened on the
 sensors that offer it, and frames are collected by an `rs.syncer`. The sensor API is used instead of `rs.pipeline`
@@ -21,41 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from robot_rl.hardware.camera import CameraError, CameraFrame, Intrinsics
+
 DEPTH_UNIT_M = 0.001  # published depth is 16-bit millimetres (sensor_msgs 16UC1 convention)
-
-
-class CameraError(RuntimeError):
-    """The camera cannot be opened or configured as asked; the message says which camera and why."""
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics of the colour stream (pixels) with distortion model and coefficients."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    ppx: float
-    ppy: float
-    model: str = "plumb_bob"       # ROS distortion_model name
-    coeffs: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @classmethod
-    def nominal(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
-        """An ideal camera with the given horizontal field of view (webcams without calibration)."""
-        f = 0.5 * width / np.tan(np.deg2rad(hfov_deg) / 2)
-        return cls(width, height, f, f, width / 2, height / 2)
-
-
-@dataclass
-class CameraFrame:
-    """One capture: RGB image, optional depth in mm aligned to it, and the capture time on the host clock."""
-
-    rgb: np.ndarray                  # (H, W, 3) uint8
-    host_stamp: float                # seconds, host wall clock (time.time() epoch)
-    depth_mm: np.ndarray | None = None   # (H, W) uint16
-    frame_number: int = -1
 
 
 class DeviceClock:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from robot_rl.hardware.realsense import CameraError, CameraFrame, Intrinsics
+from robot_rl.hardware.camera import CameraError, CameraFrame, Intrinsics
 
 
 class WebcamCamera:
@@ -21,7 +21,7 @@ class WebcamCamera:
                  exposure: float | None = None, gain: float | None = None, white_balance: float | None = None):
         self.device, self.width, self.height, self.fps = device, width, height, fps
         self.exposure, self.gain, self.white_balance = exposure, gain, white_balance
-        self.intrinsics = Intrinsics.nominal(width, height, hfov_deg)
+        self.intrinsics = Intrinsics.ideal(width, height, hfov_deg)
         self.cap: cv2.VideoCapture | None = None
         self._is_file = False
         self._next_due = 0.0

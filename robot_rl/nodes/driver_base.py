@@ -1,21 +1,20 @@
-"""What every driver of the arm contract shares (the Franka arm node; the MuJoCo bridge can mix it in the same way):
-chunk intake through the SafetyFilter into the ChunkExecutor, one point (or a hold) per control tick, and the
-`executed_action` and `arm/status` publications.
+"""What both drivers of the arm contract share (the Franka arm node and the MuJoCo bridge): chunk intake through the
+SafetyFilter into the ChunkExecutor, one point (or a hold) per control tick, the `joint_states` / `ee_pose` /
+`executed_action` / `arm/status` publications and the `arm/*` services.
 
-A node that mixes in `ArmDriver` calls `_serve_arm_contract()`, sets `safety`, `chunk_executor`, `period`, `state`,
-`message`, `last_rejection` and `hold_action`, and implements `_now()`, `_current_joints()`,
-`_command(names, values) -> (names, executed)`, `_on_command_error(err)`, `_on_enabled(enabled)` and the
-`on_reset|on_stop|on_recover` service callbacks.
+A node that mixes in `ArmDriver` has a DriverConfig as `cfg`, calls `_start_driver(robot)` with its ROS-free robot
+(robot_rl/hardware/franka_robot.py or robot_rl/sim/sim_robot.py: `safety`, `hold_action`, `joints()`,
+`command(names, values) -> executed`), and implements `_now()`, `_on_command_error(err)`, `_on_enabled(enabled)` and
+the `on_reset|on_stop|on_recover` service callbacks.
 """
 from __future__ import annotations
 
 import numpy as np
 from std_msgs.msg import String
-from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_rl.core.executor import Tick
-from robot_rl.core.types import ActionChunk
+from robot_rl.core.executor import ChunkExecutor, Tick
+from robot_rl.core.types import JOINT_SPACE_NAMES, ActionChunk
 from robot_rl.ros import contract, convert, records
 
 
@@ -33,16 +32,21 @@ def executor_report(s) -> dict[str, float]:
 class ArmDriver:
     watchdog = False  # holding because actions stopped coming (published in arm/status as soon as it changes)
 
-    def _serve_arm_contract(self) -> None:
-        """The contract's arm publishers, the action_chunk subscription and the arm/* services."""
-        for attr, topic in (("pub_joints", contract.JOINT_STATES), ("pub_pose", contract.EE_POSE),
-                            ("pub_executed", contract.EXECUTED_ACTION), ("pub_status", contract.ARM_STATUS)):
-            setattr(self, attr, self.create_publisher(topic.msg_type, topic.name, topic.qos))
-        self.create_subscription(JointTrajectory, contract.ACTION_CHUNK.name, self.on_chunk, contract.ACTION_CHUNK.qos)
-        self.create_service(Trigger, "arm/reset", self.on_reset)
-        self.create_service(Trigger, "arm/stop", self.on_stop)
-        self.create_service(Trigger, "arm/recover", self.on_recover)
-        self.create_service(SetBool, "arm/enable", self.on_enable)
+    def _start_driver(self, robot) -> None:
+        """Disabled until arm/enable; the executor at control_hz; the contract's publishers, chunk intake, services."""
+        cfg = self.cfg
+        self.robot = robot
+        self.period = 1.0 / cfg.control_hz
+        self.chunk_executor = ChunkExecutor(self.period, cfg.watchdog_periods * self.period, cfg.ensemble_weight)
+        self.enabled, self.state, self.message, self.last_rejection = False, "disabled", "", ""
+        self.pub_joints = contract.publisher(self, contract.JOINT_STATES)
+        self.pub_pose = contract.publisher(self, contract.EE_POSE)
+        self.pub_executed = contract.publisher(self, contract.EXECUTED_ACTION)
+        self.pub_status = contract.publisher(self, contract.ARM_STATUS)
+        contract.subscribe(self, contract.ACTION_CHUNK, self.on_chunk)
+        for service, callback in ((contract.ARM_RESET, self.on_reset), (contract.ARM_STOP, self.on_stop),
+                                  (contract.ARM_RECOVER, self.on_recover), (contract.ARM_ENABLE, self.on_enable)):
+            contract.serve(self, service, callback)
 
     def on_enable(self, req, resp):
         """arm/enable: refused in estop/error (arm/recover first); the node holds or releases in `_on_enabled`."""
@@ -67,7 +71,7 @@ class ArmDriver:
             self._reject(f"not_ready: arm is {self.state}")
             return
         try:
-            verdict = self.safety.check_chunk(chunk, now, self._current_joints())
+            verdict = self.robot.safety.check_chunk(chunk, now, self.robot.joints())
         except Exception as err:  # e.g. the robot's forward kinematics without a link
             self._on_command_error(err)
             return
@@ -78,7 +82,7 @@ class ArmDriver:
 
     def _reject(self, reason: str, counted: bool = False) -> None:
         if not counted:
-            self.safety.rejections[reason.split(":")[0]] += 1
+            self.robot.safety.rejections[reason.split(":")[0]] += 1
         self.last_rejection = reason
         self.get_logger().warning(f"chunk rejected: {reason}", throttle_duration_sec=1.0)
         self._publish_status()
@@ -92,25 +96,30 @@ class ArmDriver:
             self.watchdog = watchdog
             self._publish_status()
         if tick.point is None:  # hold: the same joint target, or a zero EE delta
-            names, values = self.hold_action
+            names, values = self.robot.hold_action
             self._publish_executed(names, values, "hold")
             return
         try:
-            names, executed = self._command(tick.point.names, tick.point.values)
+            executed = self.robot.command(tick.point.names, tick.point.values)
         except Exception as err:  # a fault while commanding: the node stops, like a reflex
             self._on_command_error(err)
             return
-        self._publish_executed(names, executed, tick.point.source)
+        self._publish_executed(tick.point.names, executed, tick.point.source)
 
     def _publish_executed(self, names: tuple[str, ...], values: np.ndarray, source: str) -> None:
         chunk = ActionChunk(self._now() - self.period, self.period, names, np.asarray(values)[None, :], source)
         self.pub_executed.publish(convert.chunk_to_msg(chunk))  # stamp = tick time, the one point at +dt
 
+    def _publish_state(self, stamp: float, joints, velocities, position, quat_wxyz) -> None:
+        """ee_pose first: a policy that plans on a joint_states stamp then finds the pose of that stamp waiting."""
+        self.pub_pose.publish(convert.pose_msg(position, quat_wxyz, stamp, self.cfg.frame_id))
+        self.pub_joints.publish(convert.joint_state_msg(JOINT_SPACE_NAMES, joints, velocities, stamp))
+
     def _status_message(self) -> str:
         return self.message
 
     def _publish_status(self) -> None:
-        report = self.safety.report()
+        report = self.robot.safety.report()
         status = records.ArmStatus(
             stamp=self._now(), state=self.state, message=self._status_message(), rejected=report["rejected"],
             clipped=report["clipped"], last_rejection=self.last_rejection,
