@@ -15,60 +15,31 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from pydantic import BaseModel, Field
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
+from robot_rl.configs.teleop import TeleopConfig
 from robot_rl.core.types import EE_SPACE_NAMES, ActionChunk
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
-from robot_rl.teleop import Gamepad, GamepadMap, Keyboard, KeyMap, SpaceMouse, TeleopInput, TerminalKeys
-from robot_rl.teleop import ee_delta
+from robot_rl.teleop import ee_delta, open_devices, poll_all
 
-EVENT_SERVICES = {"start": ["episode/start"], "stop": ["episode/stop"], "success": ["episode/mark_success"],
-                  "failure": ["episode/mark_failure"],
-                  "rerecord": ["recorder/discard", "episode/stop", "episode/start"]}
-
-
-class TeleopConfig(BaseModel, extra="forbid"):
-    devices: list[str] = Field(["keyboard"], description="any of keyboard, gamepad, spacemouse (inputs are summed)")
-    mode: str = Field("intervene", pattern="^(intervene|collect)$")
-    control_hz: float = Field(15.0, gt=0)
-    max_step_m: float = Field(0.01, gt=0, le=0.05, description="translation per control step at full deflection")
-    max_step_rad: float = Field(0.06, gt=0, le=0.3, description="rotation per control step at full deflection")
-    gripper_open_m: float = Field(0.08, ge=0)
-    gripper_closed_m: float = Field(0.0, ge=0)
-    poll_hz: float = Field(100.0, gt=0)
-    hold_s: float = Field(0.15, gt=0, description="keyboard: a key press moves this long")
-    keys: KeyMap = KeyMap()
-    gamepad: GamepadMap = GamepadMap()
-
+# Button -> the services it calls, in order (all Trigger).
+EVENT_SERVICES = {"start": [contract.EPISODE_START], "stop": [contract.EPISODE_STOP],
+                  "success": [contract.EPISODE_MARK_SUCCESS], "failure": [contract.EPISODE_MARK_FAILURE],
+                  "rerecord": [contract.RECORDER_DISCARD, contract.EPISODE_STOP, contract.EPISODE_START]}
 
 CONFIG = TeleopConfig
 
 
-def open_devices(cfg: TeleopConfig) -> tuple[list, list[str]]:
-    """The configured devices; one that cannot open is reported and skipped (the node keeps its buttons)."""
-    devices, errors = [], []
-    for name in cfg.devices:
-        try:
-            if name == "keyboard":
-                devices.append(Keyboard(TerminalKeys(), cfg.keys, cfg.hold_s))
-            elif name == "gamepad":
-                devices.append(Gamepad(cfg.gamepad))
-            elif name == "spacemouse":
-                devices.append(SpaceMouse())
-            else:
-                errors.append(f"unknown device {name!r} (keyboard, gamepad, spacemouse)")
-        except OSError as err:
-            errors.append(f"{name}: {err}")
-    return devices, errors
+def open_configured_devices(cfg: TeleopConfig) -> tuple[list, list[str]]:
+    return open_devices(cfg.devices, cfg.keys, cfg.hold_s, cfg.gamepad)
 
 
 class TeleopNode(Node):
-    def __init__(self, device_factory=open_devices, **node_kwargs):
+    def __init__(self, device_factory=open_configured_devices, **node_kwargs):
         super().__init__("teleop", **node_kwargs)
         self.cfg = declare_config(self, TeleopConfig)
         cfg = self.cfg
@@ -83,41 +54,25 @@ class TeleopNode(Node):
         self.running_episode: int | None = None
         self.active = False
         self.next_publish = -np.inf
-        self.calls: deque[str] = deque()
+        self.calls: deque[contract.Service] = deque()
         self.call_in_flight = None
 
-        self.pub_chunk = self.create_publisher(contract.ACTION_CHUNK.msg_type, contract.ACTION_CHUNK.name,
-                                               contract.ACTION_CHUNK.qos)
-        self.pub_active = self.create_publisher(Bool, contract.TELEOP_ACTIVE.name, contract.TELEOP_ACTIVE.qos)
-        self.create_subscription(JointState, contract.JOINT_STATES.name, self.on_joints, contract.JOINT_STATES.qos)
-        self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
-        self.service_clients = {name: self.create_client(Trigger, name)
-                         for names in EVENT_SERVICES.values() for name in names}
+        self.pub_chunk = contract.publisher(self, contract.ACTION_CHUNK)
+        self.pub_active = contract.publisher(self, contract.TELEOP_ACTIVE)
+        contract.subscribe(self, contract.JOINT_STATES, self.on_joints)
+        contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
+        self.service_clients = {service: contract.client(self, service)
+                                for services in EVENT_SERVICES.values() for service in services}
         self.pub_active.publish(Bool(data=False))
         self.create_timer(1.0 / cfg.poll_hz, self.poll)
         names = ", ".join(d.name for d in self.devices) or "none"
-        keys = cfg.keys
-        self.get_logger().info(
-            f"teleop ({cfg.mode}) devices: {names}. Keys: move {keys.x_plus}{keys.x_minus} {keys.y_plus}{keys.y_minus} "
-            f"{keys.z_plus}{keys.z_minus}, rotate {keys.roll_plus}{keys.roll_minus} {keys.pitch_plus}"
-            f"{keys.pitch_minus} {keys.yaw_plus}{keys.yaw_minus}, gripper {keys.gripper}, start {keys.start}, "
-            f"stop {keys.stop}, success {keys.success}, failure {keys.failure}, re-record {keys.rerecord}, "
-            f"take over {keys.takeover}")
+        self.get_logger().info(f"teleop ({cfg.mode}) devices: {names}. Keys: {cfg.keys.describe()}")
 
     # ---- inputs -------------------------------------------------------------------------------------------------
     def poll(self) -> None:
-        merged = TeleopInput()
-        for device in self.devices:
-            try:
-                got = device.poll()
-            except (OSError, RuntimeError) as err:  # unplugged: hidapi raises OSError, pygame.error is a RuntimeError
-                self.get_logger().error(f"{device.name}: {err}; its input counts as zero (hold)",
-                                        throttle_duration_sec=2.0)
-                continue
-            merged.twist = merged.twist + got.twist
-            merged.gripper_toggle ^= got.gripper_toggle
-            merged.events += got.events
-        self.twist = np.clip(merged.twist, -1.0, 1.0)
+        merged = poll_all(self.devices, lambda device, err: self.get_logger().error(
+            f"{device.name}: {err}; its input counts as zero (hold)", throttle_duration_sec=2.0))
+        self.twist = merged.twist
         if merged.gripper_toggle:
             closed = self.gripper_width is not None and abs(self.gripper_width - self.cfg.gripper_closed_m) < 1e-6
             self.gripper_width = self.cfg.gripper_open_m if closed else self.cfg.gripper_closed_m
@@ -149,8 +104,8 @@ class TeleopNode(Node):
             self.call_in_flight = None
         if not self.calls:
             return
-        name = self.calls.popleft()
-        client = self.service_clients[name]
+        service = self.calls.popleft()
+        name, client = service.name, self.service_clients[service]
         if not client.service_is_ready():
             self.get_logger().warning(f"service {name} is not available; call skipped")
             return

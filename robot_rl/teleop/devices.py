@@ -83,6 +83,14 @@ class KeyMap(BaseModel, extra="forbid"):
                 out[char] = ("axis", (AXES.index(axis), 1.0 if sign == "plus" else -1.0))
         return out
 
+    def describe(self) -> str:
+        """The bindings in one line, for the operator."""
+        k = self
+        return (f"move {k.x_plus}{k.x_minus} {k.y_plus}{k.y_minus} {k.z_plus}{k.z_minus}, rotate {k.roll_plus}"
+                f"{k.roll_minus} {k.pitch_plus}{k.pitch_minus} {k.yaw_plus}{k.yaw_minus}, gripper {k.gripper}, "
+                f"start {k.start}, stop {k.stop}, success {k.success}, failure {k.failure}, re-record {k.rerecord}, "
+                f"take over {k.takeover}")
+
 
 class KeySource(Protocol):
     def read(self) -> str:
@@ -245,6 +253,43 @@ class SpaceMouse:
 
     def close(self) -> None:
         self.device.close()
+
+
+# ---- all devices together -----------------------------------------------------------------------------------------
+def open_devices(names: list[str], keys: KeyMap, hold_s: float, gamepad: GamepadMap) -> tuple[list, list[str]]:
+    """The named devices; one that cannot open is reported in the second list and skipped."""
+    devices, errors = [], []
+    for name in names:
+        try:
+            if name == "keyboard":
+                devices.append(Keyboard(TerminalKeys(), keys, hold_s))
+            elif name == "gamepad":
+                devices.append(Gamepad(gamepad))
+            elif name == "spacemouse":
+                devices.append(SpaceMouse())
+            else:
+                errors.append(f"unknown device {name!r} (keyboard, gamepad, spacemouse)")
+        except OSError as err:
+            errors.append(f"{name}: {err}")
+    return devices, errors
+
+
+def poll_all(devices: list, on_error) -> TeleopInput:
+    """The devices' inputs summed (twist clipped to [-1, 1]), toggles combined, events in order. A device that fails
+    (unplugged: hidapi raises OSError, pygame.error is a RuntimeError) is reported to on_error(device, err) and
+    counts as zero."""
+    merged = TeleopInput()
+    for device in devices:
+        try:
+            got = device.poll()
+        except (OSError, RuntimeError) as err:
+            on_error(device, err)
+            continue
+        merged.twist = merged.twist + got.twist
+        merged.gripper_toggle ^= got.gripper_toggle
+        merged.events += got.events
+    merged.twist = np.clip(merged.twist, -1.0, 1.0)
+    return merged
 
 
 # ---- twist -> end-effector delta -----------------------------------------------------------------------------------
