@@ -35,12 +35,11 @@ class LearnerNode(Node):
         self.learner = ResumableLearner(cfg.output_dir, cfg.checkpoint, cfg.poco, cfg.seed, cfg.dataset)
         spec = self.learner.policy.spec
         self.assembler = EpisodeAssembler(1.0 / cfg.control_hz, spec.environment_state, spec.cameras)
-        self.work: queue.Queue[Work] = queue.Queue()
+        self.work: queue.Queue[Work] = queue.Queue()  # the updates owed, first those the learner died before
         for work in self.learner.untrained:
             self.work.put(work)
         self.results: queue.Queue[str | Result] = queue.Queue()  # the worker's news: a state or a Result
-        self.episode: int | None = None
-        self.start_stamp = 0.0
+        self.episode, self.start_stamp = None, 0.0  # the running episode, and its start
         self.state, self.message, self.last_row = "warming_up", "", {}
 
         self.pub_weights = contract.publisher(self, contract.POLICY_WEIGHTS)
