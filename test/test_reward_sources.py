@@ -10,8 +10,8 @@ from robot_rl import bringup
 from robot_rl.data.collect_sim import collect_demos
 from robot_rl.rewards.classifier import labelled_frames, load_classifier, train_classifier
 from robot_rl.rewards.deg_tools import train_deg
-from robot_rl.rewards.sources import (ClassifierParams, DEGSourceParams, Observation, SourceConfig,
-                                      make_source)
+from robot_rl.rewards.params import ClassifierParams, DEGSourceParams, SourceConfig
+from robot_rl.rewards.sources import RewardInput, make_source
 from robot_rl.ros import contract, records
 from ros_probe import Probe, wait_for
 
@@ -35,15 +35,15 @@ def models(tmp_path_factory):
 
 def test_sim_and_human_sources():
     sim = make_source(SourceConfig(source="sim", step_penalty=-0.01))
-    out = sim.step(Observation(0.0, task_state={"success": True}))
+    out = sim.step(RewardInput(0.0, task_state={"success": True}))
     assert (out.reward, out.success, out.done) == (pytest.approx(0.99), True, True)
     with pytest.raises(ValueError, match="task state"):
-        sim.step(Observation(0.0))
+        sim.step(RewardInput(0.0))
     human = make_source(SourceConfig(source="human", success_reward=5.0, step_penalty=-0.1))
-    assert human.step(Observation(0.0)).done is False
-    out = human.step(Observation(1.0, operator="success"))
+    assert human.step(RewardInput(0.0)).done is False
+    out = human.step(RewardInput(1.0, operator="success"))
     assert (out.terms["success"], out.success, out.done) == (5.0, True, True)
-    out = human.step(Observation(1.0, operator="failure"))
+    out = human.step(RewardInput(1.0, operator="failure"))
     assert (out.reward, out.success, out.done) == (pytest.approx(-0.1), False, True)
 
 
@@ -64,22 +64,22 @@ def test_classifier_source_confidence_threshold_and_termination(models):
                                                 (0.999999, True, False, False)):
         src = make_source(SourceConfig(source="classifier", classifier=ClassifierParams(
             model_path=str(models["classifier"]), threshold=threshold, terminate_on_success=terminate)))
-        out = src.step(Observation(0.0, image=frame))
+        out = src.step(RewardInput(0.0, image=frame))
         assert (out.success, out.done) == (success, done)
         assert out.terms["confidence"] == pytest.approx(float(p.max()), abs=1e-5)
     debounced = make_source(SourceConfig(source="classifier", classifier=ClassifierParams(
         model_path=str(models["classifier"]), threshold=0.01, consecutive=2)))
-    assert [debounced.step(Observation(0.0, image=frame)).success for _ in range(2)] == [False, True]
+    assert [debounced.step(RewardInput(0.0, image=frame)).success for _ in range(2)] == [False, True]
 
 
 def test_deg_plus_adds_theta_times_success(models):
     src = make_source(SourceConfig(source="deg+", success_source="sim",
                                    deg=DEGSourceParams(model_path=str(models["deg"]), theta=10.0)))
     image = models["frames"][0]
-    src.prepare(Observation(0.0, image=image), "reach")
+    src.prepare(RewardInput(0.0, image=image), "reach")
     src.reset()
-    fail = src.step(Observation(0.0, image=image, task_state={"success": False}))
-    win = src.step(Observation(0.1, image=image, task_state={"success": True}))
+    fail = src.step(RewardInput(0.0, image=image, task_state={"success": False}))
+    win = src.step(RewardInput(0.1, image=image, task_state={"success": True}))
     assert DEG_TERMS <= set(fail.terms) and fail.terms["success"] == 0.0 and not fail.done
     assert win.terms["success"] == 10.0 and win.success and win.done
     assert win.reward == pytest.approx(win.terms["coarse"] + win.terms["fine"] + 10.0)

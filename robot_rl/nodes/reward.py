@@ -14,20 +14,15 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from pydantic import Field
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from robot_rl.rewards.sources import Observation, RewardSource, SourceConfig, make_source
+from robot_rl.configs.reward import RewardConfig
+from robot_rl.rewards.sources import RewardInput, RewardSource, make_source
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import ConfigError, declare_config, decode_or_log, run_node
-
-
-class RewardConfig(SourceConfig, extra="forbid"):
-    max_pending_frames: int = Field(600, ge=1, description="frames kept while the episode's guidance is made")
-
 
 CONFIG = RewardConfig
 
@@ -47,16 +42,15 @@ class RewardNode(Node):
         self.step = 0
         self.ready = False                       # the source has its per-episode setup (guidance)
         self.preparing: Future | None = None
-        self.pending: deque[Observation] = deque()
+        self.pending: deque[RewardInput] = deque()
         self.last_image = None
         self.last_task_state: dict | None = None
         self.workers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
-        self.pub = self.create_publisher(String, contract.REWARD.name, contract.REWARD.qos)
-        self.create_subscription(String, contract.EPISODE_STATUS.name, self.on_status, contract.EPISODE_STATUS.qos)
-        self.create_subscription(String, contract.TASK_STATE.name, self.on_task_state, contract.TASK_STATE.qos)
+        self.pub = contract.publisher(self, contract.REWARD)
+        contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
+        contract.subscribe(self, contract.TASK_STATE, self.on_task_state)
         if self.cfg.source != "sim":
-            cam = contract.camera_image(self.cfg.camera)
-            self.create_subscription(Image, cam.name, self.on_image, cam.qos)
+            contract.subscribe(self, contract.camera_image(self.cfg.camera), self.on_image)
         self.create_timer(0.02, self.drain, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"reward up: source {self.cfg.source}")
 
@@ -73,7 +67,7 @@ class RewardNode(Node):
             return
         if (status.state == "ended" and status.episode == self.episode and self.uses_operator
                 and status.outcome in ("success", "failure") and status.reason == "operator"):
-            self.submit(Observation(status.stamp, self.last_image, self.last_task_state, operator=status.outcome))
+            self.submit(RewardInput(status.stamp, self.last_image, self.last_task_state, operator=status.outcome))
             self.drain()
         self.episode = None
 
@@ -84,7 +78,7 @@ class RewardNode(Node):
             return
         self.last_task_state = rec.state
         if self.cfg.source == "sim" and self.episode is not None and rec.stamp >= self.start_stamp:
-            self.submit(Observation(rec.stamp, task_state=rec.state))
+            self.submit(RewardInput(rec.stamp, task_state=rec.state))
             self.drain()
 
     def on_image(self, msg: Image) -> None:
@@ -96,11 +90,11 @@ class RewardNode(Node):
         stamp = convert.from_time(msg.header.stamp)
         self.last_image = image
         if self.episode is not None and stamp >= self.start_stamp:
-            self.submit(Observation(stamp, image, self.last_task_state))
+            self.submit(RewardInput(stamp, image, self.last_task_state))
             self.drain()
 
     # ---- scoring ---------------------------------------------------------------------------------------------------
-    def submit(self, obs: Observation) -> None:
+    def submit(self, obs: RewardInput) -> None:
         if self.preparing is None and not self.ready:  # the episode's first frame: make its guidance off-loop
             self.preparing = self.workers.submit(self.source.prepare, obs, self.task)
         if len(self.pending) >= self.cfg.max_pending_frames:
@@ -126,7 +120,7 @@ class RewardNode(Node):
         while self.pending:
             self.publish(self.pending.popleft())
 
-    def publish(self, obs: Observation) -> None:
+    def publish(self, obs: RewardInput) -> None:
         if self.episode is None:
             return
         try:

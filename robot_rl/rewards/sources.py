@@ -6,7 +6,7 @@
     deg         DEG dense reward along per-episode guidance (reward-free)
     deg+        DEG + θ·success, success from `success_source` (sim, human or classifier)
 
-A source sees one `Observation` per control step and returns a `RewardStep` with every term named. Sources that need
+A source sees one `RewardInput` per control step and returns a `RewardStep` with every term named. Sources that need
 pixels say so (`camera`), and sources with per-episode work (DEG guidance) do it in `prepare`, which the node runs
 off the control path before the episode's first reward.
 """
@@ -14,19 +14,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from robot_rl.rewards.params import DEGParams
+from robot_rl.rewards.params import ClassifierParams, DEGSourceParams, SourceConfig
 from robot_rl.rewards.sim_success import SimSuccessReward
-
-SOURCES = ("sim", "human", "classifier", "deg", "deg+")
 
 
 @dataclass
-class Observation:
+class RewardInput:
     stamp: float
     image: np.ndarray | None = None        # (H, W, 3) uint8 from the source's camera
     task_state: dict | None = None         # sim only: privileged state with "success"
@@ -41,47 +37,18 @@ class RewardStep:
     done: bool = False
 
 
-class ClassifierParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model_path: str = Field("", description="directory written by `robot-rl reward train-classifier`")
-    threshold: float = Field(0.5, gt=0, lt=1, description="success when confidence ≥ threshold")
-    terminate_on_success: bool = True
-    consecutive: int = Field(1, ge=1, description="frames in a row above threshold before success (debounce)")
-
-
-class DEGSourceParams(DEGParams):
-    model_path: str = Field("", description="directory written by `robot-rl deg train`")
-    guidance: Literal["latent", "diffusion", "nearest"] = "latent"
-    theta: float = Field(10.0, ge=0, description="θ, weight of the success reward in deg+")
-    terminate_at_end: bool = Field(False, description="end the episode when the pointer reaches the last frame "
-                                                      "(reward-free mode)")
-
-
-class SourceConfig(BaseModel):
-    """The `source` part of the reward node's parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-    source: str = Field("sim", pattern="^(sim|human|classifier|deg|deg\\+)$")
-    success_source: str = Field("sim", pattern="^(sim|human|classifier)$", description="deg+: where success comes from")
-    camera: str = "front"
-    success_reward: float = 1.0
-    step_penalty: float = -0.01
-    classifier: ClassifierParams = ClassifierParams()
-    deg: DEGSourceParams = DEGSourceParams()
-
-
 class RewardSource(ABC):
     name = ""
     needs_image = False
 
-    def prepare(self, first: Observation, task: str) -> None:
+    def prepare(self, first: RewardInput, task: str) -> None:
         """Per-episode setup from the first observation (may be slow; never called inside the control loop)."""
 
     def reset(self) -> None:
         """Start of an episode, after `prepare`."""
 
     @abstractmethod
-    def step(self, obs: Observation) -> RewardStep:
+    def step(self, obs: RewardInput) -> RewardStep:
         """The reward for one control step."""
 
 
@@ -91,7 +58,7 @@ class SimSource(RewardSource):
     def __init__(self, success_reward: float, step_penalty: float):
         self.compute = SimSuccessReward(success_reward, step_penalty)
 
-    def step(self, obs: Observation) -> RewardStep:
+    def step(self, obs: RewardInput) -> RewardStep:
         if obs.task_state is None:
             raise ValueError("the sim source needs the simulator's task state (sim/task_state)")
         reward, terms, success = self.compute(obs.task_state)
@@ -106,7 +73,7 @@ class HumanSource(RewardSource):
     def __init__(self, success_reward: float, step_penalty: float):
         self.success_reward, self.step_penalty = success_reward, step_penalty
 
-    def step(self, obs: Observation) -> RewardStep:
+    def step(self, obs: RewardInput) -> RewardStep:
         success = obs.operator == "success"
         terms = {"success": self.success_reward if success else 0.0, "step_penalty": self.step_penalty}
         return RewardStep(sum(terms.values()), terms, success, obs.operator is not None)
@@ -129,7 +96,7 @@ class ClassifierSource(RewardSource):
     def reset(self) -> None:
         self.run = 0
 
-    def step(self, obs: Observation) -> RewardStep:
+    def step(self, obs: RewardInput) -> RewardStep:
         if obs.image is None:
             raise ValueError("the classifier source needs a camera image")
         confidence = self.model.confidence(obs.image)
@@ -161,7 +128,7 @@ class DEGSource(RewardSource):
         self.needs_image = True
         self.guidance = None
 
-    def prepare(self, first: Observation, task: str) -> None:
+    def prepare(self, first: RewardInput, task: str) -> None:
         if first.image is None:
             raise ValueError("DEG guidance needs the episode's first camera image")
         self.guidance = self.provider.make_guidance(first.image, task).latents
@@ -175,7 +142,7 @@ class DEGSource(RewardSource):
         if self.success:
             self.success.reset()
 
-    def step(self, obs: Observation) -> RewardStep:
+    def step(self, obs: RewardInput) -> RewardStep:
         from robot_rl.rewards.deg import encode
 
         if obs.image is None:
