@@ -10,10 +10,6 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from robot_rl.configs.episode import EpisodeConfig
 
 
 @dataclass
@@ -32,8 +28,9 @@ class EpisodeResult:
 
 
 class EpisodeBook:
-    def __init__(self, cfg: EpisodeConfig, log):
-        self.cfg, self.log = cfg, log  # log: any logger with warning()
+    def __init__(self, cfg, log):
+        """cfg: the node's EpisodeConfig (robot_rl/configs/episode.py, a layer above core); log: any logger."""
+        self.cfg, self.log = cfg, log
         self.period = 1.0 / cfg.control_hz
         self.episode = 0
         self.phase = "idle"  # idle | resetting | running | ending
