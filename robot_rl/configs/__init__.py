@@ -22,10 +22,7 @@ NODE_CONFIGS: dict[str, str] = {
 
 def config_model(executable: str) -> type[BaseModel]:
     module, cls = NODE_CONFIGS[executable].split(":")
-    try:  # TEMPORARY while the node configs move here
-        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
-    except (ImportError, AttributeError):
-        return importlib.import_module(f"robot_rl.nodes.{executable}").CONFIG
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
 def flatten_defaults(model_cls: type[BaseModel], prefix: str = "") -> dict[str, object]:

@@ -25,8 +25,6 @@ from robot_rl.hardware.franka_robot import FrankaRobot
 from robot_rl.nodes.driver_base import ArmDriver
 from robot_rl.ros.node_runtime import declare_config, run_node
 
-CONFIG = ArmConfig
-
 
 class ArmNode(ArmDriver, Node):
     def __init__(self):

@@ -24,8 +24,6 @@ from robot_rl.hardware.camera_stream import CameraStream, open_camera
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, run_node
 
-CONFIG = CameraConfig
-
 
 class CameraStatus(records.Record):
     """The stream's health, latched on `cameras/<name>/status`."""

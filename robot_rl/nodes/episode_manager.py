@@ -23,8 +23,6 @@ from robot_rl.core.episodes import EpisodeBook
 from robot_rl.ros import contract, records
 from robot_rl.ros.node_runtime import ExitRequest, declare_config, decode_or_log, run_node
 
-CONFIG = EpisodeConfig
-
 
 class EpisodeManagerNode(Node):
     def __init__(self):

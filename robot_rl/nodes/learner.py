@@ -25,8 +25,6 @@ from robot_rl.rl.resumable import ResumableLearner, Result, Work
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 
-CONFIG = LearnerConfig
-
 
 class LearnerNode(Node):
     def __init__(self):

@@ -27,8 +27,6 @@ from robot_rl.ros.node_runtime import declare_config, run_node
 from robot_rl.sim import PandaSim
 from robot_rl.sim.sim_robot import SimRobot
 
-CONFIG = BridgeConfig
-
 
 class MujocoBridgeNode(ArmDriver, Node):
     def __init__(self):

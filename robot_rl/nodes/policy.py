@@ -21,8 +21,6 @@ from robot_rl.core.types import ActionChunk
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 
-CONFIG = PolicyConfig
-
 
 def make_backend(cfg: PolicyConfig):
     """The learned backend (a checkpoint, on torch) or the scripted one (the sim expert, without torch)."""

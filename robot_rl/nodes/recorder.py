@@ -32,8 +32,6 @@ from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.ros import bag, contract, convert, records
 from robot_rl.ros.node_runtime import ExitRequest, declare_config, decode_or_log, run_node
 
-CONFIG = RecorderConfig
-
 
 class RecorderNode(Node):
     def __init__(self, **node_kwargs):

@@ -24,8 +24,6 @@ from robot_rl.rewards.sources import RewardInput, RewardSource, make_source
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import ConfigError, declare_config, decode_or_log, run_node
 
-CONFIG = RewardConfig
-
 
 class RewardNode(Node):
     def __init__(self):

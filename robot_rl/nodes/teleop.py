@@ -31,8 +31,6 @@ EVENT_SERVICES = {"start": [contract.EPISODE_START], "stop": [contract.EPISODE_S
                   "success": [contract.EPISODE_MARK_SUCCESS], "failure": [contract.EPISODE_MARK_FAILURE],
                   "rerecord": [contract.RECORDER_DISCARD, contract.EPISODE_STOP, contract.EPISODE_START]}
 
-CONFIG = TeleopConfig
-
 
 def open_configured_devices(cfg: TeleopConfig) -> tuple[list, list[str]]:
     return open_devices(cfg.devices, cfg.keys, cfg.hold_s, cfg.gamepad)
