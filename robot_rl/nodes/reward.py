@@ -24,6 +24,8 @@ from robot_rl.rewards.sources import RewardInput, RewardSource, make_source
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import ConfigError, declare_config, decode_or_log, run_node
 
+RECENT_S = 2.0  # robot seconds of inputs kept for an episode whose `running` status is still on its way
+
 
 class RewardNode(Node):
     def __init__(self):
@@ -43,8 +45,9 @@ class RewardNode(Node):
         self.pending: deque[RewardInput] = deque()
         self.last_image = None
         self.last_task_state: dict | None = None
+        self.recent: deque[RewardInput] = deque()  # the last RECENT_S of inputs, replayed when an episode starts
         self.workers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
-        self.pub = contract.publisher(self, contract.REWARD)
+        self.pub = None  # made on the first input, so a reward publisher in the graph means its inputs arrive
         contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
         contract.subscribe(self, contract.TASK_STATE, self.on_task_state)
         if self.cfg.source != "sim":
@@ -62,6 +65,10 @@ class RewardNode(Node):
                 self.episode, self.task, self.start_stamp, self.step = status.episode, status.task, status.stamp, 0
                 self.ready, self.preparing = False, None
                 self.pending.clear()
+                for obs in self.recent:  # inputs of this episode that arrived before its status
+                    if obs.stamp >= self.start_stamp:
+                        self.submit(obs)
+                self.drain()
             return
         if (status.state == "ended" and status.episode == self.episode and self.uses_operator
                 and status.outcome in ("success", "failure") and status.reason == "operator"):
@@ -75,9 +82,8 @@ class RewardNode(Node):
         if rec is None:
             return
         self.last_task_state = rec.state
-        if self.cfg.source == "sim" and self.episode is not None and rec.stamp >= self.start_stamp:
-            self.submit(RewardInput(rec.stamp, task_state=rec.state))
-            self.drain()
+        if self.cfg.source == "sim":
+            self.on_input(RewardInput(rec.stamp, task_state=rec.state))
 
     def on_image(self, msg: Image) -> None:
         try:
@@ -85,10 +91,19 @@ class RewardNode(Node):
         except ValueError as err:
             self.get_logger().error(f"ignored camera frame: {err}", throttle_duration_sec=1.0)
             return
-        stamp = convert.from_time(msg.header.stamp)
         self.last_image = image
-        if self.episode is not None and stamp >= self.start_stamp:
-            self.submit(RewardInput(stamp, image, self.last_task_state))
+        self.on_input(RewardInput(convert.from_time(msg.header.stamp), image, self.last_task_state))
+
+    def on_input(self, obs: RewardInput) -> None:
+        """Score it if an episode runs, and keep it a while: under load an episode's first inputs can arrive before
+        its `running` status (another topic), and would otherwise get no reward."""
+        if self.pub is None:
+            self.pub = contract.publisher(self, contract.REWARD)
+        self.recent.append(obs)
+        while self.recent[0].stamp < obs.stamp - RECENT_S:
+            self.recent.popleft()
+        if self.episode is not None and obs.stamp >= self.start_stamp:
+            self.submit(obs)
             self.drain()
 
     # ---- scoring ---------------------------------------------------------------------------------------------------
@@ -121,6 +136,8 @@ class RewardNode(Node):
     def publish(self, obs: RewardInput) -> None:
         if self.episode is None:
             return
+        if self.pub is None:  # an operator's verdict before any input
+            self.pub = contract.publisher(self, contract.REWARD)
         try:
             out = self.source.step(obs)
         except ValueError as err:

@@ -18,7 +18,10 @@ from trajectory_msgs.msg import JointTrajectory
 SENSOR = qos_profile_sensor_data  # best effort, keep last 5, volatile
 RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-RECORDS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Per-step records (rewards): the last 100 stay with the writer, so a reader matched a moment after the episode
+# started (discovery under load) still gets its first records; readers filter by episode and stamp.
+RECORDS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LATCHED = QoSProfile(
     depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
@@ -59,7 +62,7 @@ def camera_info(cam: str) -> Topic:
 
 
 def camera_status(cam: str) -> Topic:
-    """CameraStatus JSON record (robot_rl.nodes.camera): streaming / stale / resetting, counters."""
+    """CameraStatus JSON record (robot_rl.ros.records): streaming / stale / resetting, counters."""
     return Topic(f"cameras/{cam}/status", String, LATCHED)
 
 
