@@ -35,6 +35,7 @@ class FrameGrid:
         self.joint_stamps: deque[float] = deque(maxlen=300)
         self.actions: dict[int, tuple[np.ndarray, bool, float]] = {}   # target time -> (values, teleop, dt)
         self.rewards: dict[int, tuple[float, bool]] = {}
+        self.newest_reward = -np.inf         # stamp of the newest reward record (they come in order, from one node)
         self.running = False
         self.ended = False                   # the episode ended: no new frames, late messages still complete some
         self.frame_times: list[float] = []   # opened frames, waiting for their action
@@ -83,6 +84,15 @@ class FrameGrid:
 
     def add_reward(self, stamp: float, reward: float, success: bool) -> None:
         self.rewards[stamp_key(stamp)] = (reward, success)
+        self.newest_reward = max(self.newest_reward, stamp)
+
+    def settled(self, end_stamp: float) -> bool:
+        """Everything of an episode that ended at `end_stamp` has arrived: the action of every frame opened before
+        the end, and the reward records up to the end (one publisher, in order: none is still in flight). Under load
+        the reward node lags the episode manager; finishing earlier would write those frames with reward 0."""
+        tolerance = 0.25 * self.period
+        return (self.newest_reward >= end_stamp - tolerance
+                and not any(t < end_stamp - tolerance for t in self.frame_times))
 
     # ---- episodes ---------------------------------------------------------------------------------------------
     def begin(self, start_stamp: float) -> None:

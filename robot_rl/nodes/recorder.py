@@ -7,8 +7,9 @@ backlog of more than a second of frames is reported as a warning.
 With `bag: true` the raw topics also go into an MCAP file under <root>/bags/, one per recorder run
 (robot_rl.ros.bag).
 
-An episode is saved when `episode/status` says it ended (after `end_grace_s` for late messages), unless
-`recorder/discard` was called during it (the re-record button). A crash loses at most the episode being recorded.
+An episode is saved once `episode/status` says it ended and its last actions and reward records have arrived (at
+most `end_timeout_s` later), unless `recorder/discard` was called during it (the re-record button). A crash loses at
+most the episode being recorded.
 """
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ class RecorderNode(Node):
             if not self.cfg.num_episodes or self.queued_saves - self.writer.failed < self.cfg.num_episodes:
                 self.begin(status)
         elif status.state == "ended" and status.episode == self.episode and self.ending is None:
-            self.ending = (time.monotonic() + self.cfg.end_grace_s, status)
+            self.ending = (time.monotonic() + self.cfg.end_timeout_s, status)
             self.grid.end()
 
     def begin(self, status: records.EpisodeStatus) -> None:
@@ -167,7 +168,7 @@ class RecorderNode(Node):
             self.start_client.call_async(Trigger.Request())
             self.start_client = None
             self.get_logger().info("every recorded stream is arriving: episode/start called")
-        if self.ending is not None and time.monotonic() >= self.ending[0]:
+        if self.ending is not None and (self.grid.settled(self.ending[1].stamp) or time.monotonic() >= self.ending[0]):
             self.finish(self.ending[1])
         if self.cfg.num_episodes and self.writer.saved >= self.cfg.num_episodes and self.writer.done():
             self.get_logger().info(f"{self.writer.saved} episodes recorded; done")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from robot_rl.core.state import STATE_SIZE
-from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
+from robot_rl.core.types import CONTROL_HZ, EE_SPACE_NAMES, JOINT_SPACE_NAMES
 from robot_rl.data.frame_grid import MAX_REWARD_LAG, FrameGrid
 
-FPS = 15
+FPS = CONTROL_HZ
 DT = 1.0 / FPS
 START = 10.0
 
@@ -102,3 +102,18 @@ def test_a_skipped_slot_is_counted_and_warned():
     counts = rec.grid.finish()
     assert counts["missed_slots"] == 1 and "slower than 15 fps" in rec.warnings[0]
     np.testing.assert_allclose([f["timestamp"] * FPS for f in rec.frames], [0, 1, 3], atol=0.05)
+
+
+def test_an_ended_episode_is_settled_only_once_its_late_rewards_have_arrived():
+    rec = Recording()
+    rec.grid.begin(START)
+    for k in range(4):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+    rec.grid.end()   # the episode manager ended it at tick(4); the reward node lags behind
+    assert not rec.grid.settled(tick(4))
+    for k in range(4):
+        rec.grid.add_reward(tick(k + 1), -0.01, False)
+        assert rec.grid.settled(tick(4)) == (k == 3)
+    rec.grid.finish()
+    assert [f["reward"] for f in rec.frames] == pytest.approx([-0.01] * 4)
