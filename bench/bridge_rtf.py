@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "test"))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
@@ -57,12 +55,11 @@ def node_rtf(control_hz: float, camera_hz: float, seconds: float) -> float:
 
     from robot_rl import bringup
     from robot_rl.ros import contract, convert
-    from ros_probe import Probe, wait_for
+    from robot_rl.ros.probe import Probe, wait_for
 
     gfile = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_bridge_{os.getpid()}.yaml"
     gfile.write_text(f"name: bench\nparams_files: [{ROOT / 'config' / 'sim.yaml'}]\nnodes: [{{executable: mujoco_bridge}}]\n")
-    graph = bringup.load_graph(gfile)
-    bringup.apply_overrides(graph, "bench_rtf", [
+    graph = bringup.prepare(gfile, "bench_rtf", [
         "mujoco_bridge.lockstep=false", "mujoco_bridge.realtime_factor=1000.0", "mujoco_bridge.task=pick_lift",
         f"mujoco_bridge.control_hz={control_hz}", f"mujoco_bridge.camera_hz={camera_hz}",
         f"mujoco_bridge.camera_width={SIZE}", f"mujoco_bridge.camera_height={SIZE}"])

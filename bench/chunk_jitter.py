@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "test"))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -35,12 +33,11 @@ def run_mode(name: str, overrides: list[str], episodes: int) -> dict:
 
     from robot_rl import bringup
     from robot_rl.ros import contract, records
-    from ros_probe import Probe, wait_for
+    from robot_rl.ros.probe import Probe, wait_for
 
     ns = "jitter_" + name.split()[0].replace("-", "")
     results = Path(tempfile.mkdtemp()) / "results.jsonl"
-    graph = bringup.load_graph(ROOT / "config" / "graphs" / "sim_scripted.yaml")
-    bringup.apply_overrides(graph, ns, overrides + [
+    graph = bringup.prepare(ROOT / "config" / "graphs" / "sim_scripted.yaml", ns, overrides + [
         "mujoco_bridge.task=reach", f"episode_manager.num_episodes={episodes}",
         f"episode_manager.results_path={results}", "mujoco_bridge.status_hz=5.0", "episode_manager.autostart=false"])
     probe = Probe("jitter_probe")

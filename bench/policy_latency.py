@@ -14,7 +14,6 @@ import argparse
 import os
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -24,7 +23,6 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "test"))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds.xml"))
@@ -71,7 +69,7 @@ class NodeDriver:
         from geometry_msgs.msg import PoseStamped
 
         from robot_rl.ros import contract, convert
-        from ros_probe import Probe
+        from robot_rl.ros.probe import Probe
 
         self.convert, self.images = convert, images
         self.probe = Probe("latency_probe", namespace=ns)
@@ -96,7 +94,7 @@ class NodeDriver:
 
     def wait_ready(self, timeout: float) -> None:
         """The node is up (policy/active latched) and every topic of ours is matched both ways."""
-        from ros_probe import wait_for
+        from robot_rl.ros.probe import wait_for
 
         wait_for(lambda: self.active, timeout, "the policy node's policy/active record")
         pubs = [self.pub_status, self.pub_joints, self.pub_pose, *self.pub_images.values()]

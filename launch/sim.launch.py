@@ -13,15 +13,17 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from robot_rl.bringup import load_graph
+from robot_rl.bringup import prepare
 
 DEFAULT_GRAPH = "sim_scripted"
 
 
 def nodes_from_graph(context, *_args, **_kwargs):
     share = Path(get_package_share_directory("robot_rl"))
-    graph = load_graph(share / "config" / "graphs" / f"{LaunchConfiguration('graph').perform(context)}.yaml", share)
-    namespace = LaunchConfiguration("namespace").perform(context) or graph.namespace
+    graph_file = share / "config" / "graphs" / f"{LaunchConfiguration('graph').perform(context)}.yaml"
+    # validated, with the graph's shared values (control rate, step penalty) given to every node, as the bringup does
+    graph = prepare(graph_file, LaunchConfiguration("namespace").perform(context) or None, base=share)
+    namespace = graph.namespace
     return [
         Node(
             package="robot_rl",

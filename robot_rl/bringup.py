@@ -368,11 +368,26 @@ class GraphProcess:
                 proc.wait()
 
 
-def run_graph(path: str | Path, namespace: str | None = None, sets: list[str] = (), timeout: float | None = None,
-              env: dict | None = None, quiet: bool = False) -> int:
-    graph = load_graph(path)
+def prepare(path: str | Path, namespace: str | None = None, sets: list[str] = (), base: Path = PACKAGE_ROOT) -> Graph:
+    """A graph file with its --namespace / --set overrides, validated and given its shared values: ready to start
+    (by the bringup, or by the launch files, which pass the package's share directory as `base`)."""
+    graph = load_graph(path, base)
     apply_overrides(graph, namespace, list(sets))
     validate(graph)
+    return graph
+
+
+def start_graph(path: str | Path, namespace: str | None = None, sets: list[str] = (), env: dict | None = None,
+                quiet: bool = True) -> GraphProcess:
+    """`prepare` and start the graph's processes (tests and benches; `run_graph` also forwards signals and waits)."""
+    proc = GraphProcess(prepare(path, namespace, sets), env, quiet)
+    proc.start()
+    return proc
+
+
+def run_graph(path: str | Path, namespace: str | None = None, sets: list[str] = (), timeout: float | None = None,
+              env: dict | None = None, quiet: bool = False) -> int:
+    graph = prepare(path, namespace, sets)
     proc = GraphProcess(graph, env, quiet)
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
