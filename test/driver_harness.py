@@ -11,15 +11,16 @@ import pytest
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
+from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl import bringup
-from robot_rl.core.types import ActionChunk
+from robot_rl.core.types import CONTROL_HZ, ActionChunk
 from robot_rl.hardware import franky_sim
 from robot_rl.ros import contract, convert, records
-from ros_probe import Probe, wait_for
+from robot_rl.ros.probe import Probe, wait_for
 
-DT = 1 / 15  # both drivers run control_hz 15 in these tests
+DT = 1 / CONTROL_HZ  # both drivers run at the default control rate in these tests
 # Chunks are stamped with the last joint_states the probe saw; on a loaded 2-core machine that can be a second old,
 # so the tests allow older observations than the 0.5 s default (test_stale_chunk_is_rejected sends 10 s old ones).
 COMMON_OVERRIDES = ["safety.max_stamp_age_s=3.0"]
@@ -59,12 +60,8 @@ class Driver:
                  joint_tolerance: float = 0.02, wait_for_state: bool = True):
         gfile = tmp_dir / f"{executable}.yaml"
         gfile.write_text(f"name: {executable}_only\nparams_files: [{params_file}]\nnodes: [{{executable: {executable}}}]\n")
-        graph = bringup.load_graph(gfile)
-        bringup.apply_overrides(graph, ns, [f"{executable}.{o}" for o in overrides])
-        bringup.validate(graph)
         self.ns, self.executable, self.joint_tolerance = ns, executable, joint_tolerance
-        self.proc = bringup.GraphProcess(graph, quiet=True)
-        self.proc.start()
+        self.proc = bringup.start_graph(gfile, ns, [f"{executable}.{o}" for o in overrides])
         self.probe = Probe(f"{executable}_probe")
         self.joints = None
         self.stamp = 0.0
@@ -120,6 +117,10 @@ class Driver:
         except AssertionError as err:
             raise AssertionError(f"{err}\nlast arm/status: {self.status}\njoints: {self.joints}\n"
                                  + "\n".join(self.log()[-10:])) from None
+
+    def enable(self) -> None:
+        assert self.call(SetBool, "arm/enable", SetBool.Request(data=True)).success
+        self.wait_state("ready")
 
     def wait_state(self, state: str, timeout: float = 10.0) -> None:
         self.wait(lambda: self.status is not None and self.status.state == state, timeout, f"arm/status {state}")

@@ -16,17 +16,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl import bringup
 from robot_rl.ros import contract, convert, records
-from ros_probe import Probe, wait_for
-
-
-def start_graph(graph_file: str | Path, namespace: str, sets: list[str], env: dict | None = None
-                ) -> bringup.GraphProcess:
-    graph = bringup.load_graph(graph_file)
-    bringup.apply_overrides(graph, namespace, sets)
-    bringup.validate(graph)
-    proc = bringup.GraphProcess(graph, env=env, quiet=True)
-    proc.start()
-    return proc
+from robot_rl.ros.probe import Probe, wait_for
 
 
 def other_domain() -> int:

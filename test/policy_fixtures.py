@@ -1,5 +1,6 @@
-"""Small untrained chunk policies with the sim graph's layout (EE-delta actions, the robot state and optionally the
-object pose or a camera), for the tests that start a policy or learner node."""
+"""Small untrained chunk policies for the tests: flow policies with the sim graph's layout (EE-delta actions, the robot
+state and optionally the object pose or a camera) for the tests that start a policy or learner node, and the spec of a
+tiny tokenized policy."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,3 +30,12 @@ def tiny_sim_policy(seed: int = 0, environment_state: bool = True, cameras: tupl
                       execute_steps=5, hidden_dim=hidden_dim, depth=depth, flow_steps=flow_steps)
     ee = tuple(action_names) == EE_SPACE_NAMES
     return build_policy(spec, ee_normalizer(state_dim, step_m, step_rad) if ee else None)
+
+
+def tokenized_spec(action_names=("x", "y", "gripper"), state_dim=4, horizon=4, cameras=(), tokenizer=None,
+                   **options) -> PolicySpec:
+    """A one-layer tokenized policy (binning tokenizer unless `tokenizer`), `options` going to its tokenized section."""
+    opts = dict(tokenizer=tokenizer or {"kind": "bin", "bins": 16}, instruction="toy", max_instruction_bytes=8)
+    return PolicySpec(type="tokenized", action_names=list(action_names), state_dim=state_dim, horizon=horizon,
+                      execute_steps=horizon, cameras=list(cameras), image_size=32, hidden_dim=32, depth=1,
+                      tokenized=opts | options)

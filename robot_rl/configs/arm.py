@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from robot_rl.configs.driver import DriverConfig
+from robot_rl.core.types import CONTROL_HZ
 
 # FR3 joint limits (Franka datasheet); a Panda (FER) owner overrides them in config/arm.yaml.
 FR3_JOINT_LOWER = (-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159)
@@ -60,7 +61,7 @@ class FrankaConfig(BaseModel, extra="forbid"):
 
 class ArmConfig(DriverConfig):
     task: str = Field("real", description="task name reported by arm/reset")
-    control_hz: float = Field(15.0, gt=0, le=200)  # the arm node's own bound (the bridge's is 500)
+    control_hz: float = Field(CONTROL_HZ, gt=0, le=200)  # the arm node's own bound (the bridge's is 500)
     state_hz: float = Field(200.0, ge=100, le=1000, description="joint_states / ee_pose rate")
     reconnect_period_s: float = Field(1.0, gt=0)
     robot: FrankaConfig = FrankaConfig()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from robot_rl.core.safety import SafetyLimits
+from robot_rl.core.types import CONTROL_HZ
 
 
 class DriverConfig(BaseModel, extra="forbid"):
-    control_hz: float = Field(15.0, gt=0, le=500)
+    control_hz: float = Field(CONTROL_HZ, gt=0, le=500)
     watchdog_periods: float = Field(3.0, ge=1, description="hold position after this many ticks without an action")
     ensemble_weight: float | None = Field(None, gt=0, le=1)
     status_hz: float = Field(2.0, gt=0)

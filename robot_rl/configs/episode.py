@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from robot_rl.core.types import CONTROL_HZ
+
 
 class EpisodeConfig(BaseModel, extra="forbid"):
     num_episodes: int = Field(0, ge=0, description="0 = run until stopped")
     max_steps: int = Field(150, ge=1, description="control steps before the episode times out")
-    control_hz: float = Field(15.0, gt=0)
+    control_hz: float = Field(CONTROL_HZ, gt=0)
     autostart: bool = True
     terminate_on_success: bool = True
     results_path: str = ""
     exit_when_done: bool = True
-    service_timeout_s: float = Field(10.0, gt=0)
     wait_for_policy_version: bool = Field(False, description="start an episode only once the policy node runs "
                                                              "newer weights than in the last one (online RL)")
     policy_wait_timeout_s: float = Field(600.0, gt=0, description="wall seconds; then start anyway, with a warning")

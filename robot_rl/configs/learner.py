@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from robot_rl.core.types import CONTROL_HZ
 from robot_rl.rl.config import POCOConfig
 
 
@@ -10,6 +11,6 @@ class LearnerConfig(BaseModel, extra="forbid"):
     checkpoint: str = Field("", description="directory of the pretrained policy (policy.safetensors + config.json)")
     dataset: str = Field("", description="LeRobot v3 dataset root of the offline demonstrations")
     output_dir: str = "runs/learner"
-    control_hz: float = Field(15.0, gt=0)
+    control_hz: float = Field(CONTROL_HZ, gt=0)
     seed: int = 0
     poco: POCOConfig = POCOConfig()

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from robot_rl.core.types import CONTROL_HZ
+
 
 class PolicyConfig(BaseModel, extra="forbid"):
     backend: str = Field("scripted", pattern="^(scripted|learned)$")
     checkpoint: str = Field("", description="learned backend: policy directory (policy.safetensors + config.json)")
-    control_hz: float = Field(15.0, gt=0)
+    control_hz: float = Field(CONTROL_HZ, gt=0)
     horizon: int = Field(5, ge=1, le=128, description="points per published chunk (all of them are executed)")
     noise: float = Field(0.0, ge=0, description="scripted backend: expert noise")
     seed: int = 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Literal
 
 from rclpy.node import Node
 from std_msgs.msg import String
@@ -23,20 +22,6 @@ from robot_rl.hardware.camera import CameraFrame, Intrinsics
 from robot_rl.hardware.camera_stream import CameraStream, open_camera
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, run_node
-
-
-class CameraStatus(records.Record):
-    """The stream's health, latched on `cameras/<name>/status`."""
-
-    kind: Literal["camera_status"] = "camera_status"
-    camera: str
-    state: Literal["starting", "streaming", "stale", "resetting"]
-    message: str = ""
-    frames: int = 0          # frames published
-    misses: int = 0          # read timeouts in total
-    resets: int = 0          # hardware resets done
-    dropped_stale: int = 0   # frames read but not published (not newer / too old)
-    fps: float = 0.0         # measured over the last status period
 
 
 class CameraNode(Node):
@@ -61,7 +46,7 @@ class CameraNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def publish_status(self) -> None:
-        status = CameraStatus(stamp=self.ros_now(), camera=self.cfg.name, fps=self.fps, **asdict(self.stream.snapshot()))
+        status = records.CameraStatus(stamp=self.ros_now(), camera=self.cfg.name, fps=self.fps, **asdict(self.stream.snapshot()))
         self.pub_status.publish(String(data=records.encode(status)))
 
     def on_status_timer(self) -> None:

@@ -1,4 +1,5 @@
-"""A test-side ROS node in its own context, spun by a SingleThreadedExecutor in a background thread."""
+"""A ROS node in its own context, spun by a SingleThreadedExecutor in a background thread: how tests and benches
+watch a running graph from outside, and call its services."""
 from __future__ import annotations
 
 import threading

@@ -82,6 +82,20 @@ class LearnerStatus(Record):
                                                             description="the newest learner_log.jsonl row")
 
 
+class CameraStatus(Record):
+    """The stream's health, latched on `cameras/<name>/status`."""
+
+    kind: Literal["camera_status"] = "camera_status"
+    camera: str
+    state: Literal["starting", "streaming", "stale", "resetting"]
+    message: str = ""
+    frames: int = 0          # frames published
+    misses: int = 0          # read timeouts in total
+    resets: int = 0          # hardware resets done
+    dropped_stale: int = 0   # frames read but not published (not newer / too old)
+    fps: float = 0.0         # measured over the last status period
+
+
 class TaskState(Record):
     """Privileged simulator state (object poses, success). Sim only: it has no hardware counterpart."""
 
@@ -93,7 +107,7 @@ class TaskState(Record):
 
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.model_fields["kind"].default: cls
-    for cls in (RewardRecord, EpisodeStatus, PolicyVersion, ArmStatus, LearnerStatus, TaskState)
+    for cls in (RewardRecord, EpisodeStatus, PolicyVersion, ArmStatus, LearnerStatus, CameraStatus, TaskState)
 }
 
 

@@ -18,14 +18,14 @@ from driver_harness import BRIDGE_OVERRIDES, COMMON_OVERRIDES, DT, Driver, frank
 from fault_harness import Watch, listening_tcp, sockets_besides_dds
 from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES, ActionChunk
 from robot_rl.ros import convert
-from ros_probe import wait_for
+from robot_rl.ros.probe import wait_for
 
 pytestmark = pytest.mark.graph
 # A narrow workspace in y around the start pose (y = 0): joint targets that swing the TCP sideways leave it, and
 # EE motion along +y runs into it.
 Y_LIMIT = 0.05
 WORKSPACE = [f"safety.workspace_min=[0.2, {-Y_LIMIT}, 0.0]", f"safety.workspace_max=[0.8, {Y_LIMIT}, 0.7]"]
-REFLEX_SERVER = Path(__file__).with_name("franky_sim_reflex.py")
+REFLEX_SERVER = Path(__file__).resolve().parents[1] / "franky_sim_reflex.py"
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +52,6 @@ def driver_of(request, name: str):
     driver, watch, *_ = request.getfixturevalue(name)
     return driver, watch
 
-
-def enable(driver: Driver) -> None:
-    assert driver.call(SetBool, "arm/enable", SetBool.Request(data=True)).success
-    driver.wait_state("ready")
 
 
 def msg(driver: Driver, names, points, stamp_offset: float = 0.0) -> JointTrajectory:
@@ -96,7 +92,7 @@ BAD_CHUNKS = [
 def test_each_bad_chunk_is_rejected_and_counted_once_and_the_arm_stays_inside_its_limits(request, name):
     driver, watch = driver_of(request, name)
     assert driver.call(Trigger, "arm/reset", Trigger.Request()).success  # home: the TCP 0.3 m or more out, y = 0
-    enable(driver)
+    driver.enable()
     start_joints = driver.joints.copy()
     for what, reason, make in BAD_CHUNKS:
         before = dict(driver.status.rejected)
@@ -140,7 +136,7 @@ def test_estop_stops_within_one_control_tick(request, name):
     """From the tick at which arm/stop is handled, no point of the running chunk is commanded any more; the TCP only
     settles onto the frozen target."""
     driver, watch = driver_of(request, name)
-    enable(driver)
+    driver.enable()
     driver.send(EE_SPACE_NAMES, [[0.0, 0.0, -0.005, 0, 0, 0, 0.04]] * 40)  # a slow descent, 2.7 s long
     moving = len(watch.executed)
     driver.wait(lambda: len([c for c in watch.executed[moving:] if c.source == "policy"]) >= 5, 15, "motion")
@@ -158,7 +154,7 @@ def test_estop_stops_within_one_control_tick(request, name):
     assert stop.stamp - policy[-1] <= 1.5 * DT  # it was moving right up to the stop
     assert travel < 0.01  # the bridge's stiff servo stops dead; the arm's compliant impedance hold gives a little
     assert driver.call(Trigger, "arm/recover", Trigger.Request()).success
-    enable(driver)
+    driver.enable()
 
 
 def test_robot_reflex_gives_error_state_then_recover_and_continue(arm):
@@ -166,7 +162,7 @@ def test_robot_reflex_gives_error_state_then_recover_and_continue(arm):
     to `error` naming the reflex, commands nothing and refuses chunks and enable; arm/recover runs the robot's
     automatic error recovery and control continues."""
     driver, watch, server = arm
-    enable(driver)
+    driver.enable()
     driver.send(EE_SPACE_NAMES, [[0.0, 0.0, 0.004, 0, 0, 0, 0.04]] * 60)  # a slow 24 cm rise
     moving = len(watch.executed)
     driver.wait(lambda: len(watch.executed[moving:]) >= 3, 15, "motion")

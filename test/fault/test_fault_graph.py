@@ -12,28 +12,26 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from fault_harness import (Watch, kill9, listening_tcp, other_domain, sockets_besides_dds, start_graph, wait_graph,
+from policy_fixtures import tiny_sim_policy
+from fault_harness import (Watch, kill9, listening_tcp, other_domain, sockets_besides_dds, wait_graph,
                            wait_quiet)
 from robot_rl import bringup
-from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
-from robot_rl.core.state import STATE_NAMES
-from robot_rl.policies import PolicySpec, build_policy, save_policy
+from robot_rl.core.types import CONTROL_HZ, JOINT_SPACE_NAMES
+from robot_rl.policies import save_policy
 from robot_rl.nodes.teleop import TeleopNode
-from robot_rl.policies.normalizer import Normalizer
 from robot_rl.ros import contract, convert, records
 from robot_rl.teleop import TeleopInput
-from ros_probe import Probe, wait_for
-from test_camera_node import NodeInThread
+from robot_rl.ros.probe import Probe, wait_for
+from node_harness import NodeInThread
 
 pytestmark = pytest.mark.graph
 NS = "/fault_graph"
-PERIOD = 1 / 15
+PERIOD = 1 / CONTROL_HZ
 MAX_STEPS = 100_000  # no timeouts: the lockstep sim runs ~15x real time here; tests end episodes
 # config/sim.yaml as it is otherwise: lockstep (the bridge waits up to 2 s for each chunk), reward_timeout_s 2 s
 SIM_GRAPH = ["mujoco_bridge.camera_hz=0.0", "episode_manager.autostart=false", "episode_manager.num_episodes=0",
@@ -43,7 +41,7 @@ SIM_GRAPH = ["mujoco_bridge.camera_hz=0.0", "episode_manager.autostart=false", "
 
 @pytest.fixture(scope="module")
 def graph():
-    proc = start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_scripted.yaml", NS, SIM_GRAPH)
+    proc = bringup.start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_scripted.yaml", NS, SIM_GRAPH)
     probe = Probe("fault_graph_probe")
     watch = Watch(probe, NS)
     try:
@@ -170,7 +168,7 @@ def test_graph_on_another_domain_sees_none_of_this_one(graph, tmp_path):
     domain = other_domain()
     gfile = tmp_path / "bridge.yaml"
     gfile.write_text("name: other\nparams_files: [config/sim.yaml]\nnodes: [{executable: mujoco_bridge}]\n")
-    other = start_graph(gfile, NS, ["mujoco_bridge.task=push", "mujoco_bridge.camera_hz=0.0"],
+    other = bringup.start_graph(gfile, NS, ["mujoco_bridge.task=push", "mujoco_bridge.camera_hz=0.0"],
                         env=dict(os.environ, ROS_DOMAIN_ID=str(domain)))
     probe = Probe("other_domain_probe", domain_id=domain)
     other_watch = Watch(probe, NS)
@@ -194,13 +192,8 @@ def test_graph_on_another_domain_sees_none_of_this_one(graph, tmp_path):
 
 # ---- a camera that stops, or sends malformed frames -----------------------------------------------------------------
 def camera_policy(path):
-    torch.manual_seed(0)
-    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=len(STATE_NAMES), cameras=["front"],
-                      image_size=16, horizon=5, execute_steps=5, hidden_dim=16, depth=1, flow_steps=2)
-    low = np.r_[[-0.005] * 3, [-0.02] * 3, 0.0]
-    normalizer = Normalizer.from_stats(low, -low + np.r_[[0] * 6, 0.08], np.zeros(spec.state_dim),
-                                       np.ones(spec.state_dim))
-    save_policy(build_policy(spec, normalizer), path, version=0)
+    save_policy(tiny_sim_policy(0, environment_state=False, cameras=("front",), hidden_dim=16, depth=1, flow_steps=2,
+                                step_m=0.005, step_rad=0.02), path, version=0)
 
 
 def malformed_image(kind: str, stamp: float) -> Image:
@@ -227,7 +220,7 @@ def test_camera_stream_that_stops_or_turns_malformed_never_feeds_the_policy(tmp_
     and the episode ends as interrupted. (On its own ROS domain: the module's graph publishes /clock too.)"""
     camera_policy(tmp_path / "policy")
     ns, domain = "/fault_camera", other_domain()
-    proc = start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_eval.yaml", ns, [
+    proc = bringup.start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_eval.yaml", ns, [
         "mujoco_bridge.task=reach", "mujoco_bridge.camera_hz=0.0", "mujoco_bridge.camera_names=[front]", f"policy.checkpoint={tmp_path / 'policy'}",
         "episode_manager.num_episodes=1", "episode_manager.max_steps=600", "episode_manager.terminate_on_success=false"],
         env=dict(os.environ, ROS_DOMAIN_ID=str(domain)))

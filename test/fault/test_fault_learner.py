@@ -12,31 +12,22 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from std_msgs.msg import String
 
-from fault_harness import Watch, kill9, sockets_besides_dds, start_graph, wait_graph
+from fault_harness import Watch, kill9, sockets_besides_dds, wait_graph
 from robot_rl import bringup
-from robot_rl.core.types import EE_SPACE_NAMES
-from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES
-from robot_rl.policies import PolicySpec, build_policy, save_policy
-from robot_rl.policies.normalizer import Normalizer
+from robot_rl.policies import save_policy
 from robot_rl.rl.replay import load_episodes
 from robot_rl.ros import contract, records
-from ros_probe import Probe
+from policy_fixtures import tiny_sim_policy
+from robot_rl.ros.probe import Probe
 
 pytestmark = pytest.mark.graph
 NS = "/fault_learner"
 
 
 def prior(path) -> None:
-    torch.manual_seed(0)
-    state_dim = len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES)
-    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=state_dim, environment_state=True,
-                      horizon=5, execute_steps=5, hidden_dim=32, depth=2, flow_steps=4)
-    low = np.r_[[-0.01] * 3, [-0.06] * 3, 0.0]
-    normalizer = Normalizer.from_stats(low, -low + np.r_[[0] * 6, 0.08], np.zeros(state_dim), np.ones(state_dim))
-    save_policy(build_policy(spec, normalizer), path, version=0)
+    save_policy(tiny_sim_policy(0), path, version=0)
 
 
 def transitions(replay) -> list[int]:
@@ -47,7 +38,7 @@ def test_learner_killed_mid_run_resumes_without_losing_a_transition(tmp_path):
     prior(tmp_path / "prior")
     out = tmp_path / "learner"
     replay = out / "replay"
-    proc = start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_poco.yaml", NS, [
+    proc = bringup.start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_poco.yaml", NS, [
         "mujoco_bridge.task=reach", f"policy.checkpoint={tmp_path / 'prior'}",
         f"learner.checkpoint={tmp_path / 'prior'}", "learner.dataset=''", f"learner.output_dir={out}",
         "learner.poco.batch_size=16", "learner.poco.num_candidates=4", "learner.poco.warmup_updates=0",
@@ -105,7 +96,7 @@ def test_learner_never_publishes_non_finite_weights_and_the_run_goes_on(tmp_path
     learner/status, re-issues its last good weights (the prior) under the next version, and the episodes run on."""
     prior(tmp_path / "prior")
     ns = "/fault_learner_nan"
-    proc = start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_poco.yaml", ns, [
+    proc = bringup.start_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_poco.yaml", ns, [
         "mujoco_bridge.task=reach", f"policy.checkpoint={tmp_path / 'prior'}",
         f"learner.checkpoint={tmp_path / 'prior'}", "learner.dataset=''", f"learner.output_dir={tmp_path / 'out'}",
         "learner.poco.batch_size=8", "learner.poco.num_candidates=2", "learner.poco.warmup_updates=0",

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from std_msgs.msg import String
 
-from fault_harness import sockets_besides_dds, start_graph, wait_graph
+from fault_harness import sockets_besides_dds, wait_graph
+from robot_rl import bringup
 from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.state import STATE_NAMES
 from robot_rl.ros.bag import McapBag
-from test_recorder import FPS, check_dataset
+from dataset_checks import FPS, check_dataset
 
 pytestmark = pytest.mark.graph
 
@@ -77,7 +78,7 @@ def test_disk_full_fails_the_current_episode_only(tmp_path, disk):
     graph.write_text("name: disk_full\nparams_files: [config/sim.yaml]\nexit_when: recorder\nnodes:\n"
                      "  - {executable: mujoco_bridge}\n  - {executable: policy}\n  - {executable: reward}\n"
                      "  - {executable: episode_manager}\n  - {executable: recorder}\n")
-    proc = start_graph(graph, "disk_full", [
+    proc = bringup.start_graph(graph, "disk_full", [
         "mujoco_bridge.camera_names=[front]", "mujoco_bridge.camera_width=48", "mujoco_bridge.camera_height=48",
         "episode_manager.num_episodes=0", "episode_manager.autostart=false", "episode_manager.max_steps=20",
         f"recorder.root={root}", "recorder.cameras=[front]", "recorder.image_width=48", "recorder.image_height=48",

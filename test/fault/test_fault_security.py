@@ -19,7 +19,7 @@ from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
 from robot_rl.core.state import STATE_NAMES
 from robot_rl.policies import PolicySpec, build_policy, policy_to_bytes, save_policy
 from robot_rl.ros import contract, records
-from ros_probe import Probe, wait_for
+from robot_rl.ros.probe import Probe, wait_for
 
 SOURCES = sorted((Path(bringup.PACKAGE_ROOT) / "robot_rl").rglob("*.py")) + sorted(
     (Path(bringup.PACKAGE_ROOT) / "bench").rglob("*.py"))
@@ -75,7 +75,7 @@ def test_a_language_model_with_pickled_weights_is_refused_unopened(tmp_path):
     """LifeLong-RFT's `lm_path`: a checkpoint whose weights are only pytorch_model.bin (a pickle) is refused."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from test_lifelong_rft import tokenized_spec
+    from policy_fixtures import tokenized_spec
 
     lm = tmp_path / "lm"
     Qwen2ForCausalLM(Qwen2Config(vocab_size=100, hidden_size=48, intermediate_size=64, num_hidden_layers=1,

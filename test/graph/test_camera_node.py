@@ -11,17 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import rclpy  # before pyrealsense2: the other order crashes the process at exit (its bundled DDS libraries)
 import pyrealsense2 as rs  # noqa: E402,I001
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 
 from robot_rl.bringup import ros_environment
 from robot_rl.hardware.realsense import RealSenseCamera, RealSenseOptions
-from robot_rl.nodes.camera import CameraNode, CameraStatus
+from robot_rl.nodes.camera import CameraNode
 from robot_rl.ros import contract, convert, records
-from ros_probe import Probe, wait_for
+from robot_rl.ros.probe import Probe, wait_for
+from node_harness import NodeInThread
 
 W, H, FPS, SERIAL = 64, 48, 30, "SW0001"
 
@@ -97,36 +94,6 @@ def software_camera():
     cam.thread.join()
 
 
-class NodeInThread:
-    """A real node class in its own rclpy context, spun in a thread, so a test can hand it a device layer
-    (`node_cls(device_factory=..., context=..., parameter_overrides=...)`)."""
-
-    def __init__(self, node_cls, params: dict, device_factory, namespace: str = ""):
-        self.context = Context()
-        rclpy.init(context=self.context)
-        overrides = [Parameter(k, value=v) for k, v in params.items()]
-        self.node = node_cls(device_factory=device_factory, context=self.context, parameter_overrides=overrides,
-                             namespace=namespace)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                break
-
-    def close(self):
-        self.node.close()
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=2)
-
-
 class Listener:
     def __init__(self, probe: Probe, cam: str):
         self.images, self.depths, self.infos, self.status = [], [], [], []
@@ -136,7 +103,7 @@ class Listener:
                                            topic.qos)
 
     def states(self) -> list[str]:
-        return [records.decode(m.data, CameraStatus).state for _, m in self.status]
+        return [records.decode(m.data, records.CameraStatus).state for _, m in self.status]
 
 
 def test_realsense_software_device(software_camera):
@@ -180,7 +147,7 @@ def test_realsense_software_device(software_camera):
         resumed_at = time.time()
         wait_for(lambda: any(t > resumed_at for t, _ in listen.images), 15, "frames after the restart")
         wait_for(lambda: listen.states()[-1] == "streaming", 5, "streaming again")
-        status = records.decode(listen.status[-1][1].data, CameraStatus)
+        status = records.decode(listen.status[-1][1].data, records.CameraStatus)
         assert status.resets >= 1 and status.misses >= 5
         gap = [t for t, _ in listen.images if paused_at + 0.2 < t < resumed_at]
         assert not gap, "frames were published while the camera was down"
@@ -212,7 +179,7 @@ def test_opencv_backend_node_process(tmp_path: Path):
         assert first.shape == (30, 40, 3)
         info = listen.infos[-1][1]
         assert (info.width, info.height) == (40, 30) and info.k[0] == pytest.approx(20 / np.tan(np.deg2rad(35)))
-        assert records.decode(listen.status[-1][1].data, CameraStatus).resets >= 1
+        assert records.decode(listen.status[-1][1].data, records.CameraStatus).resets >= 1
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

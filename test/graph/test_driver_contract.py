@@ -34,10 +34,6 @@ def driver(request, tmp_path_factory):
             d.close()
 
 
-def enable(driver):
-    assert driver.call(SetBool, "arm/enable", SetBool.Request(data=True)).success
-    driver.wait_state("ready")
-
 
 def test_topics_services_and_reset_answer(driver):
     assert driver.joint_names == list(JOINT_SPACE_NAMES)
@@ -66,7 +62,7 @@ def test_chunks_are_refused_unless_ready(driver):
 
 
 def test_joint_space_chunk_is_tracked(driver):
-    enable(driver)
+    driver.enable()
     time.sleep(0.3)
     path, target = [], driver.joints.copy()
     for _ in range(6):  # +0.05 rad per step on joints 1 and 4
@@ -80,7 +76,7 @@ def test_joint_space_chunk_is_tracked(driver):
 
 
 def test_ee_space_chunk_after_a_joint_chunk_moves_the_tcp_from_where_it_is(driver):
-    enable(driver)
+    driver.enable()
     time.sleep(0.3)
     start = driver.ee_position.copy()
     driver.send(EE_SPACE_NAMES, [[0.0, 0.0, -0.01, 0, 0, 0, 0.04]] * 6)  # 6 cm down in 0.4 s
@@ -103,7 +99,7 @@ def test_ee_space_chunk_after_a_joint_chunk_moves_the_tcp_from_where_it_is(drive
     ],
 )
 def test_bad_chunks_are_rejected_and_reported(driver, names, points, reason):
-    enable(driver)
+    driver.enable()
     before_joints = driver.joints.copy()
     before = driver.rejected(reason)
     driver.send(names, points)
@@ -113,14 +109,14 @@ def test_bad_chunks_are_rejected_and_reported(driver, names, points, reason):
 
 
 def test_stale_chunk_is_rejected(driver):
-    enable(driver)
+    driver.enable()
     before = driver.rejected("stale")
     driver.send(EE_SPACE_NAMES, np.zeros((3, 7)), stamp=driver.stamp - 10.0)
     driver.wait(lambda: driver.rejected("stale") > before, 10, "a stale rejection")
 
 
 def test_estop_holds_position_and_recover_resumes(driver):
-    enable(driver)
+    driver.enable()
     driver.send(EE_SPACE_NAMES, [[0.0, 0.0, 0.005, 0, 0, 0, 0.04]] * 30)  # a long slow rise
     time.sleep(0.5)
     assert driver.call(Trigger, "arm/stop", Trigger.Request()).success
@@ -136,7 +132,7 @@ def test_estop_holds_position_and_recover_resumes(driver):
     driver.wait(lambda: driver.rejected("not_ready") > before, 5, "chunk refused during e-stop")
     assert not driver.call(SetBool, "arm/enable", SetBool.Request(data=True)).success
     assert driver.call(Trigger, "arm/recover", Trigger.Request()).success
-    enable(driver)
+    driver.enable()
     start = driver.joints.copy()
     driver.send(EE_SPACE_NAMES, [[0.004, 0.0, 0.0, 0, 0, 0, 0.04]] * 25)  # long: some points stay due on a slow host
     driver.wait(lambda: np.abs(driver.joints[:7] - start[:7]).max() > 0.02, 10, "motion after recover")

@@ -9,7 +9,7 @@ from std_srvs.srv import Trigger
 
 from robot_rl import bringup
 from robot_rl.ros import contract, records
-from ros_probe import Probe, wait_for
+from robot_rl.ros.probe import Probe, wait_for
 
 pytestmark = pytest.mark.graph
 EPISODES = 2
@@ -18,16 +18,12 @@ CAMERAS = ["front", "wrist"]
 
 
 def start_graph(task: str, tmp_path) -> tuple[bringup.GraphProcess, object]:
-    graph = bringup.load_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_scripted.yaml")
     results = tmp_path / f"{task}.jsonl"
-    bringup.apply_overrides(graph, f"ci_{task}", [
+    proc = bringup.start_graph("config/graphs/sim_scripted.yaml", f"ci_{task}", [
         f"mujoco_bridge.task={task}", "mujoco_bridge.camera_width=64", "mujoco_bridge.camera_height=64",
         f"episode_manager.num_episodes={EPISODES}", f"episode_manager.max_steps={TASK_STEPS[task]}",
         f"episode_manager.results_path={results}", "episode_manager.autostart=false",
     ])
-    bringup.validate(graph)
-    proc = bringup.GraphProcess(graph, quiet=True)
-    proc.start()
     return proc, results
 
 

@@ -6,53 +6,33 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl import bringup
-from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.data.collect_sim import collect_demos
 from robot_rl.data.lerobot import LeRobotReader
 from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES
-from robot_rl.policies import PolicySpec, build_policy, policy_to_bytes, save_policy, sha256_hex
-from robot_rl.policies.normalizer import Normalizer
+from robot_rl.policies import policy_to_bytes, save_policy, sha256_hex
 from robot_rl.rl.replay import load_episodes
 from robot_rl.ros import contract, records
-from ros_probe import Probe, wait_for
+from robot_rl.ros.probe import Probe, wait_for
+from policy_fixtures import tiny_sim_policy
 
 pytestmark = pytest.mark.graph
 STATE_DIM = len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES)
 
 
-def tiny_policy(seed: int):
-    torch.manual_seed(seed)
-    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=STATE_DIM, environment_state=True,
-                      horizon=5, execute_steps=5, hidden_dim=32, depth=2, flow_steps=4)
-    low = np.r_[[-0.01] * 3, [-0.06] * 3, 0.0]
-    normalizer = Normalizer.from_stats(low, -low + np.r_[[0] * 6, 0.08], np.zeros(STATE_DIM), np.ones(STATE_DIM))
-    return build_policy(spec, normalizer)
-
-
 @pytest.fixture(scope="module")
 def prior(tmp_path_factory):
     path = tmp_path_factory.mktemp("prior")
-    save_policy(tiny_policy(0), path, version=0)
+    save_policy(tiny_sim_policy(0), path, version=0)
     return path
-
-
-def start(graph_file: str, namespace: str, sets: list[str]) -> bringup.GraphProcess:
-    graph = bringup.load_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / graph_file)
-    bringup.apply_overrides(graph, namespace, sets)
-    bringup.validate(graph)
-    proc = bringup.GraphProcess(graph, quiet=True)
-    proc.start()
-    return proc
 
 
 def test_weights_swap_only_between_episodes_and_corrupt_weights_are_refused(prior):
     ns = "swap_ci"
-    proc = start("sim_eval.yaml", ns, [
+    proc = bringup.start_graph("config/graphs/sim_eval.yaml", ns, [
         "mujoco_bridge.task=reach", f"policy.checkpoint={prior}", "episode_manager.autostart=false",
         "episode_manager.num_episodes=0", "episode_manager.max_steps=100000", "episode_manager.exit_when_done=false"])
     probe = Probe("swap_probe")
@@ -77,7 +57,7 @@ def test_weights_swap_only_between_episodes_and_corrupt_weights_are_refused(prio
         wait_for(lambda: active and active[-1].version == 0, 60, "the policy node to report version 0")
         assert probe.call(Trigger, f"/{ns}/episode/start", Trigger.Request()).success
         wait_for(lambda: statuses and statuses[-1].state == "running", 30, "the episode to run")
-        new = policy_to_bytes(tiny_policy(1), version=1)
+        new = policy_to_bytes(tiny_sim_policy(1), version=1)
         send(new, 1)
         with pytest.raises(AssertionError):  # staged, not applied: the episode is still running
             wait_for(lambda: active[-1].version == 1, 3.0, "a swap mid-episode")
@@ -85,7 +65,7 @@ def test_weights_swap_only_between_episodes_and_corrupt_weights_are_refused(prio
         wait_for(lambda: active[-1].version == 1, 20, "the swap at the episode boundary")
         assert active[-1].sha256 == sha256_hex(new) and active[-1].message == ""
 
-        corrupt = bytearray(policy_to_bytes(tiny_policy(2), version=2))
+        corrupt = bytearray(policy_to_bytes(tiny_sim_policy(2), version=2))
         corrupt[len(corrupt) // 2] ^= 0xFF  # a flipped byte inside the tensor data (the record matches the bytes)
         send(bytes(corrupt[:-100]), 2)  # truncated as well
         refusal = wait_for(lambda: next((a for a in active if "refused" in a.message), None), 20, "a refusal")
@@ -111,7 +91,7 @@ def test_learner_trains_online_persists_and_resumes(prior, tmp_path):
             "learner.poco.num_candidates=4", "learner.poco.warmup_updates=0", "learner.poco.critic_pretrain_updates=5",
             "learner.poco.critic_hidden=32", "episode_manager.max_steps=25"]
     first = tmp_path / "first.jsonl"
-    proc = start("sim_poco.yaml", "learn_ci", sets + ["episode_manager.num_episodes=2",
+    proc = bringup.start_graph("config/graphs/sim_poco.yaml", "learn_ci", sets + ["episode_manager.num_episodes=2",
                                                       f"episode_manager.results_path={first}"])
     assert proc.wait(timeout=240) == 0, proc.logs
     log = read_jsonl(out / "learner_log.jsonl")
@@ -128,7 +108,7 @@ def test_learner_trains_online_persists_and_resumes(prior, tmp_path):
     assert config["version"] == 2 and (out / "checkpoint" / "critic.safetensors").exists()
     updates_before = log[-1]["updates"]
 
-    proc = start("sim_poco.yaml", "learn_ci", sets + ["episode_manager.num_episodes=1",
+    proc = bringup.start_graph("config/graphs/sim_poco.yaml", "learn_ci", sets + ["episode_manager.num_episodes=1",
                                                       f"episode_manager.results_path={tmp_path / 'second.jsonl'}"])
     assert proc.wait(timeout=240) == 0, proc.logs
     log = read_jsonl(out / "learner_log.jsonl")
@@ -143,12 +123,12 @@ def test_human_takeover_is_learned_from_as_interventions(prior, tmp_path):
     rate and keeps the human stretch a second time as a demonstration."""
     from robot_rl.nodes.teleop import TeleopNode
     from robot_rl.teleop import Keyboard, QueueKeys
-    from test_camera_node import NodeInThread
+    from node_harness import NodeInThread
 
     ns = "hil_ci"
     demos, out = tmp_path / "demos", tmp_path / "learner"
     collect_demos("reach", episodes=1, noise=0.0, seed=0, root=demos, environment_state=True, max_steps=20)
-    proc = start("sim_poco.yaml", ns, [
+    proc = bringup.start_graph("config/graphs/sim_poco.yaml", ns, [
         "mujoco_bridge.task=reach", f"policy.checkpoint={prior}", f"learner.checkpoint={prior}",
         f"learner.dataset={demos}", f"learner.output_dir={out}", "learner.poco.batch_size=16",
         "learner.poco.num_candidates=2", "learner.poco.warmup_updates=0", "learner.poco.critic_pretrain_updates=2",

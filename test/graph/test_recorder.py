@@ -11,54 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from std_srvs.srv import Trigger
 
 from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.state import STATE_NAMES
-from robot_rl.data import lerobot
-from robot_rl.data.lerobot import LeRobotReader, LeRobotWriter
-from ros_probe import Probe, wait_for
+from robot_rl.data.lerobot import LeRobotWriter
+from robot_rl.ros.probe import Probe, wait_for
+from dataset_checks import FPS, SMALL, check_dataset
 
 pytestmark = pytest.mark.graph
-FPS = 15
-STEPS = 20
-SMALL = ["mujoco_bridge.camera_width=48", "mujoco_bridge.camera_height=48", "mujoco_bridge.camera_names=[front]",
-         "recorder.cameras=[front]", "recorder.image_width=48", "recorder.image_height=48",
-         f"episode_manager.max_steps={STEPS}"]
-
-
-def check_dataset(root: Path) -> LeRobotReader:
-    """Everything the trainers rely on, checked file by file (the reader validates the same on open)."""
-    reader = LeRobotReader(root)
-    assert reader.fps == FPS and reader.cameras == ["front"]
-    assert reader.state_names == list(STATE_NAMES) and reader.action_names == list(EE_SPACE_NAMES)
-    penalties = 0
-    for i, meta in enumerate(reader.episodes):
-        rows = pq.ParquetFile(reader.data_path(i)).metadata.num_rows
-        assert rows == meta["length"] == lerobot._video_frame_count(reader.video_path(i, "front"))
-        ep = reader.episode(i, images=True)
-        n = meta["length"]
-        assert n >= 3 and ep["state"].shape == (n, len(STATE_NAMES)) and ep["action"].shape == (n, 7)
-        assert ep["images.front"].shape == (n, 48, 48, 3) and ep["images.front"].std() > 1.0
-        # frames sit on the 15 Hz grid of the robot clock, strictly increasing, from 0
-        slots = ep["timestamp"] * FPS
-        assert abs(slots[0]) < 1e-3 and np.all(np.diff(slots) > 0.5) and np.abs(slots - np.round(slots)).max() < 0.1
-        assert ep["done"][-1] and not ep["done"][:-1].any()
-        # the scripted expert moves the arm: EE deltas within the safety limit, and the state follows them
-        assert np.abs(ep["action"][:, :3]).max() <= 0.0101 and np.abs(ep["action"][:, :3]).sum() > 0.002 * n
-        moved = np.linalg.norm(ep["state"][-1, :3] - ep["state"][0, :3])
-        assert moved > 0.001 * n
-        # next.reward: the sim reward node's records (step penalty, 1 on success), matched one period later
-        assert np.all((ep["reward"] >= -0.0101) & (ep["reward"] <= 1.0))
-        penalties += int((ep["reward"] < 0).sum())
-    assert penalties > 0, "no reward record was matched to a frame"
-    return reader
-
-
 def test_record_cli_writes_a_readable_dataset(tmp_path: Path):
     root, results = tmp_path / "ds", tmp_path / "results.jsonl"
     cmd = [sys.executable, "-m", "robot_rl.commands", "record", "--root", str(root), "--episodes", "2", "--task", "reach",
@@ -69,7 +32,10 @@ def test_record_cli_writes_a_readable_dataset(tmp_path: Path):
                           cwd=bringup.PACKAGE_ROOT)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "2 episodes" in proc.stdout and "episode 1:" in proc.stdout
-    reader = check_dataset(root)
+    try:
+        reader = check_dataset(root)
+    except AssertionError as err:  # the recorder's per-episode counters say what was missing
+        raise AssertionError(f"{err}\n{proc.stdout[-3000:]}") from None
     assert reader.num_episodes == 2
     # the per-episode progress lines map the episode manager's episodes to dataset episodes and name the outcome
     saved = re.findall(r"episode (\d+) -> dataset episode (\d+): (\d+) frames \(.*outcome (\w+)", proc.stdout)
@@ -99,10 +65,8 @@ def test_record_cli_writes_a_readable_dataset(tmp_path: Path):
 
 def test_killed_recorder_keeps_earlier_episodes_and_discard_drops_one(tmp_path: Path):
     root = tmp_path / "ds"
-    graph = bringup.load_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_record.yaml")
-    bringup.apply_overrides(graph, "rec_kill", SMALL + [
+    graph = bringup.prepare("config/graphs/sim_record.yaml", "rec_kill", SMALL + [
         f"recorder.root={root}", "recorder.num_episodes=0", "episode_manager.num_episodes=0"])
-    bringup.validate(graph)
     proc = bringup.GraphProcess(graph, quiet=True)
     probe = Probe("recorder_probe")
     proc.start()

@@ -13,7 +13,7 @@ from robot_rl.rewards.deg_tools import train_deg
 from robot_rl.rewards.params import ClassifierParams, DEGSourceParams, SourceConfig
 from robot_rl.rewards.sources import RewardInput, make_source
 from robot_rl.ros import contract, records
-from ros_probe import Probe, wait_for
+from robot_rl.ros.probe import Probe, wait_for
 
 DEG_TERMS = {"coarse", "fine", "pointer", "progress", "similarity", "success"}
 
@@ -110,15 +110,11 @@ def graph_run(models, tmp_path_factory):
                                            lambda m, n=name: statuses[n].append(
                                                records.decode(m.data, records.EpisodeStatus)),
                                            contract.EPISODE_STATUS.qos)
-            graph = bringup.load_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_scripted.yaml")
-            bringup.apply_overrides(graph, ns, sets + [
+            procs[name] = bringup.start_graph("config/graphs/sim_scripted.yaml", ns, sets + [
                 f"mujoco_bridge.task={task}", "mujoco_bridge.camera_width=64", "mujoco_bridge.camera_height=64",
                 "episode_manager.num_episodes=1", f"episode_manager.max_steps={steps}",
                 f"reward.deg.model_path={models['deg']}", f"reward.classifier.model_path={models['classifier']}",
                 f"episode_manager.results_path={tmp / name}.jsonl", "episode_manager.autostart=false"])
-            bringup.validate(graph)
-            procs[name] = bringup.GraphProcess(graph, quiet=True)
-            procs[name].start()
         for name in GRAPHS:  # start once every reward node is up (loading torch and models takes a while)
             wait_for(lambda n=name: probe.node.count_publishers(f"/rw_{n}/{contract.REWARD.name}"), 120,
                      f"the {name} reward node")

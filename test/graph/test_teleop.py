@@ -20,8 +20,8 @@ from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
 from robot_rl.nodes.teleop import TeleopNode
 from robot_rl.ros import contract, convert, records
 from robot_rl.teleop import Keyboard, KeyMap, QueueKeys, TerminalKeys, ee_delta
-from ros_probe import Probe, wait_for
-from test_camera_node import NodeInThread
+from robot_rl.ros.probe import Probe, wait_for
+from node_harness import NodeInThread
 
 
 class FakeClock:

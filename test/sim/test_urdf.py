@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 
 from robot_rl.sim.robot import ARM_JOINTS, FINGER_JOINTS, build_spec  # noqa: E402
 
-URDF = Path(__file__).resolve().parent.parent / "urdf" / "panda.urdf"
-ASSETS = Path(__file__).resolve().parent.parent / "robot_rl" / "sim" / "assets" / "panda"
+URDF = Path(__file__).resolve().parents[2] / "urdf" / "panda.urdf"
+ASSETS = Path(__file__).resolve().parents[2] / "robot_rl" / "sim" / "assets" / "panda"
 
 
 def rpy_to_quat(rpy: np.ndarray) -> np.ndarray:

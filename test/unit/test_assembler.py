@@ -4,9 +4,10 @@ import pytest
 
 from robot_rl.core.state import (EE_POSE_STREAM, JOINT_STATES_STREAM, TASK_STATE_STREAM, camera_stream,
                                  observation_state)
+from robot_rl.core.types import CONTROL_HZ
 from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
 
-DT = 1 / 15
+DT = 1 / CONTROL_HZ
 
 
 def tick(i: int) -> float:

@@ -10,7 +10,7 @@ from robot_rl import bringup
 from robot_rl.nodes import NODE_EXECUTABLES
 from robot_rl.ros.node_runtime import flatten_defaults
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "robot_rl"
 LOWER = ("core", "sim", "teleop", "policies", "data", "rewards", "rl", "configs", "hardware", "ros")
 # what each part of robot_rl may import besides itself (in function bodies too: a lazy import still runs up)

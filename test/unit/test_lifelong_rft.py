@@ -10,24 +10,17 @@ from robot_rl.core.observation import Observation
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.state import STATE_NAMES
 from robot_rl.data.lerobot import LeRobotWriter
-from robot_rl.policies import (CheckpointError, PolicySpec, build_policy, load_policy, policy_from_bytes,
+from robot_rl.policies import (CheckpointError, build_policy, load_policy, policy_from_bytes,
                                policy_to_bytes, save_policy)
 from robot_rl.policies.action_tokenizers import BinningTokenizer, FastTokenizer
 from robot_rl.policies.normalizer import Normalizer
+from policy_fixtures import ee_normalizer, tokenized_spec
 from robot_rl.policies.tokenized import ACTION_OFFSET, EOS, PAD, TEXT_OFFSET
 from robot_rl.rl.continual import continual_metrics
 from robot_rl.rl.lifelong_rft import (Demos, GRPOTrainer, MDPRConfig, RFTConfig, SFTConfig, group_advantages,
                                       grpo_loss, mdpr, supervised_finetune)
 
 torch.set_num_threads(1)
-
-
-def tokenized_spec(action_names=("x", "y", "gripper"), state_dim=4, horizon=4, cameras=(), tokenizer=None,
-                   **options) -> PolicySpec:
-    opts = dict(tokenizer=tokenizer or {"kind": "bin", "bins": 16}, instruction="toy", max_instruction_bytes=8)
-    return PolicySpec(type="tokenized", action_names=list(action_names), state_dim=state_dim, horizon=horizon,
-                      execute_steps=horizon, cameras=list(cameras), image_size=32, hidden_dim=32, depth=1,
-                      tokenized=opts | options)
 
 
 # ---- MDPR --------------------------------------------------------------------------------------------------------
@@ -283,16 +276,11 @@ def test_tokenized_checkpoint_runs_in_the_sim_eval_graph(tmp_path):
     torch.manual_seed(0)
     spec = tokenized_spec(action_names=EE_SPACE_NAMES, state_dim=state_dim, horizon=5)
     spec = spec.model_copy(update={"environment_state": True})
-    low = np.r_[[-0.01] * 3, [-0.06] * 3, 0.0]
-    normalizer = Normalizer.from_stats(low, -low + np.r_[[0] * 6, 0.08], np.zeros(state_dim), np.ones(state_dim))
-    save_policy(build_policy(spec, normalizer), tmp_path / "ckpt", version=0)
+    save_policy(build_policy(spec, ee_normalizer(state_dim)), tmp_path / "ckpt", version=0)
     results = tmp_path / "results.jsonl"
-    graph = bringup.load_graph(bringup.PACKAGE_ROOT / "config" / "graphs" / "sim_eval.yaml")
-    bringup.apply_overrides(graph, "tokenized_ci", [
+    proc = bringup.start_graph("config/graphs/sim_eval.yaml", "tokenized_ci", [
         "mujoco_bridge.task=reach", f"policy.checkpoint={tmp_path / 'ckpt'}", "episode_manager.num_episodes=1",
         "episode_manager.max_steps=20", f"episode_manager.results_path={results}"])
-    proc = bringup.GraphProcess(graph, quiet=True)
-    proc.start()
     try:
         assert proc.wait(timeout=120) == 0, proc.logs
     finally:

@@ -1,24 +1,19 @@
 """The policy node's weight handshake without ROS: a version record and the weight bytes in either order, checked by
 sha256 and against the running policy, swapped only between episodes; a refusal keeps the old weights running."""
 import pytest
-import torch
 
-from robot_rl.core.state import STATE_NAMES
-from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
-from robot_rl.policies import PolicySpec, build_policy, policy_to_bytes, save_policy, sha256_hex
+from robot_rl.core.types import JOINT_SPACE_NAMES
+from robot_rl.policies import policy_to_bytes, save_policy, sha256_hex
 from robot_rl.policies.learned import LearnedBackend
 from robot_rl.policies.weight_update import ActiveWeights, WeightUpdate
+from policy_fixtures import tiny_sim_policy
 
-
-def tiny_policy(seed: int, action_names=EE_SPACE_NAMES):
-    torch.manual_seed(seed)
-    return build_policy(PolicySpec(type="flow", action_names=list(action_names), state_dim=len(STATE_NAMES),
-                                   horizon=5, execute_steps=5, hidden_dim=16, depth=1, flow_steps=2))
+SMALL = {"environment_state": False, "hidden_dim": 16, "depth": 1, "flow_steps": 2}
 
 
 @pytest.fixture
 def update(tmp_path):
-    prior = tiny_policy(0)
+    prior = tiny_sim_policy(0, **SMALL)
     digest = save_policy(prior, tmp_path / "prior", version=0)
     handshake = WeightUpdate(LearnedBackend(prior, 0), tmp_path / "prior")
     assert handshake.active() == ActiveWeights(0, digest)
@@ -27,7 +22,7 @@ def update(tmp_path):
 
 @pytest.mark.parametrize("record_first", [True, False])
 def test_weights_swap_in_whichever_order_record_and_bytes_arrive(update, record_first):
-    blob = policy_to_bytes(tiny_policy(1), version=1)
+    blob = policy_to_bytes(tiny_sim_policy(1, **SMALL), version=1)
     steps = [lambda: update.on_version(1, sha256_hex(blob)), lambda: update.on_weights(blob)]
     first, second = steps if record_first else steps[::-1]
     assert first() is None  # half of the pair: nothing to do yet
@@ -36,14 +31,14 @@ def test_weights_swap_in_whichever_order_record_and_bytes_arrive(update, record_
 
 
 def test_bytes_without_their_record_are_never_loaded(update):
-    blob = policy_to_bytes(tiny_policy(1), version=1)
+    blob = policy_to_bytes(tiny_sim_policy(1, **SMALL), version=1)
     assert update.on_version(1, "0" * 64) is None  # the record announces other bytes
     assert update.on_weights(blob) is None
     assert update.backend.version == 0 and update.staged is None
 
 
 def test_a_digest_announced_for_another_version_is_refused_and_the_old_weights_kept(update):
-    blob = policy_to_bytes(tiny_policy(1), version=1)
+    blob = policy_to_bytes(tiny_sim_policy(1, **SMALL), version=1)
     update.on_version(1, "0" * 64)
     update.on_version(2, sha256_hex(blob))  # the bytes say version 1, whose record names another sha256
     refusal = update.on_weights(blob)
@@ -52,11 +47,11 @@ def test_a_digest_announced_for_another_version_is_refused_and_the_old_weights_k
 
 
 def test_corrupt_bytes_or_another_action_space_are_refused(update):
-    corrupt = bytearray(policy_to_bytes(tiny_policy(1), version=1))
+    corrupt = bytearray(policy_to_bytes(tiny_sim_policy(1, **SMALL), version=1))
     corrupt[len(corrupt) // 2] ^= 0xFF
     update.on_version(1, sha256_hex(bytes(corrupt[:-100])))
     assert update.on_weights(bytes(corrupt[:-100])).message.startswith("refused new weights")
-    other = policy_to_bytes(tiny_policy(2, JOINT_SPACE_NAMES), version=2)
+    other = policy_to_bytes(tiny_sim_policy(2, action_names=JOINT_SPACE_NAMES, **SMALL), version=2)
     update.on_version(2, sha256_hex(other))
     assert "weights act on" in update.on_weights(other).message
     assert update.backend.version == 0
@@ -64,7 +59,7 @@ def test_corrupt_bytes_or_another_action_space_are_refused(update):
 
 def test_no_swap_mid_episode(update):
     assert update.episode_started() is None
-    blob = policy_to_bytes(tiny_policy(1), version=1)
+    blob = policy_to_bytes(tiny_sim_policy(1, **SMALL), version=1)
     update.on_version(1, sha256_hex(blob))
     assert update.on_weights(blob) is None  # staged
     assert update.backend.version == 0
