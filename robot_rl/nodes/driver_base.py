@@ -21,7 +21,7 @@ from robot_rl.ros import contract, convert, records
 def executor_report(s) -> dict[str, float]:
     """Executor counters plus lateness percentiles (ms) of the recent executed points against their schedule."""
     report = {"chunks": s.chunks, "points_executed": s.points_executed, "points_dropped_late": s.points_dropped_late,
-              "points_skipped": s.points_skipped, "ticks_watchdog": s.ticks_watchdog}
+              "points_skipped": s.points_skipped, "ticks_idle": s.ticks_idle, "ticks_watchdog": s.ticks_watchdog}
     if s.lateness:
         late = np.abs(np.asarray(s.lateness)) * 1e3
         report.update(lateness_p50_ms=float(np.percentile(late, 50)), lateness_p99_ms=float(np.percentile(late, 99)),

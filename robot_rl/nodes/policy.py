@@ -46,7 +46,6 @@ class PolicyNode(Node):
         self.episode: int | None = None
         self.next_plan = -np.inf
         self.pending: tuple[float, float] | None = None  # (t*, wall time it was first tried)
-        self.stale_refusals = 0
         self.human_control = False  # teleop/active: a human has taken over, the policy yields
 
         self.pub_chunk = contract.publisher(self, contract.ACTION_CHUNK)
@@ -153,7 +152,6 @@ class PolicyNode(Node):
         try:
             obs = self.streams.assemble(t_star, self.max_age)
         except StaleStream as err:
-            self.stale_refusals += 1
             self.get_logger().warning(f"not planning at t*={t_star:.3f}: {err}", throttle_duration_sec=1.0)
             return
         points = self.backend.act(obs)

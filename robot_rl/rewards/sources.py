@@ -39,7 +39,6 @@ class RewardStep:
 
 class RewardSource(ABC):
     name = ""
-    needs_image = False
 
     def prepare(self, first: RewardInput, task: str) -> None:
         """Per-episode setup from the first observation (may be slow; never called inside the control loop)."""
@@ -81,7 +80,6 @@ class HumanSource(RewardSource):
 
 class ClassifierSource(RewardSource):
     name = "classifier"
-    needs_image = True
 
     def __init__(self, params: ClassifierParams, success_reward: float, step_penalty: float):
         from robot_rl.rewards.classifier import load_classifier
@@ -111,8 +109,6 @@ class ClassifierSource(RewardSource):
 class DEGSource(RewardSource):
     """DEG (reward-free) or, with `success`, DEG+ = DEG + θ·success."""
 
-    needs_image = True
-
     def __init__(self, params: DEGSourceParams, success: RewardSource | None = None):
         from robot_rl.rewards.deg import DEGReward, load_encoder
         from robot_rl.rewards.guidance import load_provider
@@ -125,7 +121,6 @@ class DEGSource(RewardSource):
         self.reward = DEGReward(params, meta["mean_episode_length"])
         self.success = success
         self.name = "deg+" if success else "deg"
-        self.needs_image = True
         self.guidance = None
 
     def prepare(self, first: RewardInput, task: str) -> None:

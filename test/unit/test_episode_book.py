@@ -1,0 +1,48 @@
+"""The episode manager's bookkeeping without ROS: why an episode ends, its result, and when the next one may start."""
+import logging
+
+from robot_rl.configs.episode import EpisodeConfig
+from robot_rl.core.episodes import EpisodeBook
+
+LOG = logging.getLogger("episode_book_test")
+
+
+def running_book(tmp_path, **cfg) -> EpisodeBook:
+    book = EpisodeBook(EpisodeConfig(results_path=str(tmp_path / "results.jsonl"), **cfg), LOG)
+    book.reset_done({"seed": 7, "task": "reach", "stamp": 10.0}, now=10.0)
+    book.start_running()
+    return book
+
+
+def test_a_reward_reporting_success_ends_the_episode_at_its_own_stamp(tmp_path):
+    book = running_book(tmp_path, max_steps=100)
+    book.on_reward(9.0, book.episode, True, "sim")         # older than the episode: ignored
+    book.on_reward(11.0, book.episode + 1, True, "sim")    # another episode's record: ignored
+    assert book.end_request is None
+    book.on_reward(11.0, book.episode, True, "sim")
+    result = book.finish(now=11.5)                          # the node's clock lags the record: the record's stamp
+    assert (result.outcome, result.steps, result.seed) == ("success", 15, 7)
+    assert (tmp_path / "results.jsonl").read_text().count("\n") == 1
+
+
+def test_timeout_after_max_steps_and_interrupt_on_the_arms_watchdog(tmp_path):
+    book = running_book(tmp_path, max_steps=15)
+    book.check_running(10.0 + 14 / 15)
+    assert book.end_request is None
+    book.check_running(10.0 + 15 / 15)
+    assert book.end_request == ("timeout", "15 steps")
+    other = running_book(tmp_path, max_steps=15)
+    other.on_arm_status(10.5, "ready", "", watchdog=True)
+    assert other.end_request[0] == "interrupted" and "watchdog" in other.end_request[1]
+
+
+def test_online_rl_waits_for_newer_weights_that_the_policy_node_runs(tmp_path):
+    book = running_book(tmp_path, wait_for_policy_version=True)
+    book.published_version, book.active_version = 0, 0
+    assert not book.waiting_for_weights()                  # the first episode runs the prior
+    book.version_at_end = 0                                 # it ended on version 0
+    assert book.waiting_for_weights()                       # nothing newer yet
+    book.published_version = 1
+    assert book.waiting_for_weights()                       # published, not yet running in the policy node
+    book.active_version = 1
+    assert not book.waiting_for_weights()
