@@ -13,7 +13,8 @@ import random
 import shutil
 
 from bench.report import ROOT, machine_line, markdown_table, write_section
-from robot_rl.demo import EVAL_SEED, DemoConfig, run_demo
+from robot_rl.core.types import EVAL_SEED
+from robot_rl.demo import DemoConfig, run_demo
 
 
 def main(argv=None) -> int:

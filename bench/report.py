@@ -124,3 +124,17 @@ def markdown_table(headers: Sequence, rows: Iterable[Sequence]) -> str:
         return "| " + " | ".join(cell.ljust(w) for cell, w in zip(cells, widths)) + " |"
 
     return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in body])
+
+
+def write_results(bench: str, rows: list[dict], path: str | os.PathLike | None = None) -> Path:
+    """The bench's numbers in long format, `{"bench": name, "rows": [{"method", "seed", "metric", "value", ...}]}`
+    (success rates as fractions in [0, 1]), to docs/results/<bench>.json, so anyone can recompute its tables."""
+    import json
+
+    for i, row in enumerate(rows):
+        if not {"method", "seed", "metric", "value"} <= set(row):
+            raise ValueError(f"row {i} lacks one of method, seed, metric, value: {row}")
+    target = _resolve(path or f"docs/results/{bench}.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"bench": bench, "rows": rows}, indent=1) + "\n")
+    return target

@@ -17,11 +17,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from robot_rl.core.types import TASK_MAX_STEPS
+from robot_rl.core.types import EVAL_SEED, TASK_MAX_STEPS
 from robot_rl.core.yaml_config import load_yaml_model
 from robot_rl.rl.config import POCOConfig
 
-EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ...: never seen in training
 
 
 class DemoConfig(BaseModel):

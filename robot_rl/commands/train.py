@@ -17,6 +17,7 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_finetune_gym(args) -> int:
+    from robot_rl.core.stats import wilson
     from robot_rl.core.yaml_config import apply_sets
     from robot_rl.rl.config import POCOConfig
     from robot_rl.rl.online import OnlineConfig, finetune_checkpoint
@@ -32,11 +33,11 @@ def cmd_finetune_gym(args) -> int:
         return 2
     online = OnlineConfig(env_steps=args.env_steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                           seed=args.seed)
-    rows = finetune_checkpoint(args.checkpoint, args.dataset, PandaTaskEnv(args.task, max_steps=args.max_steps), cfg,
-                               online, args.out, normalise_ee_delta)
-    for r in rows:
-        print(f"env steps {r['env_steps']:>6}: success {r['success']:.2f}  q_clip_ratio "
-              f"{r.get('q_clip_ratio', float('nan')):.2f}")
+    curve = finetune_checkpoint(args.checkpoint, args.dataset, PandaTaskEnv(args.task, max_steps=args.max_steps),
+                                cfg, online, args.out, normalise_ee_delta)
+    for steps, outcomes, metrics in zip(curve.env_steps, curve.outcomes, curve.metrics):
+        print(f"env steps {steps:>6}: success {wilson(int(outcomes.sum()), len(outcomes))}  q_clip_ratio "
+              f"{metrics.get('q_clip_ratio', float('nan')):.2f}")
     return 0
 
 

@@ -13,6 +13,9 @@ EE_SPACE_NAMES: tuple[str, ...] = ("ee_x", "ee_y", "ee_z", "ee_rx", "ee_ry", "ee
 # The default control rate: a graph's driver (`control_hz`) may set another, which the bringup passes to every node
 # of that graph; the gym envs, sim collection and in-process evaluation run at this one.
 CONTROL_HZ = 15.0
+# Evaluation episodes use seeds EVAL_SEED + i, never a training or demonstration seed, and the same ones for every
+# policy and training seed compared, so differences are paired.
+EVAL_SEED = 10_000
 # Control steps per episode of each sim task at CONTROL_HZ (gym envs, demo, evaluation, sim collection).
 TASK_MAX_STEPS: dict[str, int] = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}
 

@@ -27,12 +27,11 @@ from robot_rl.data.collect_sim import collect_demos, sim_state
 from robot_rl.rl.lifelong_rft import (Demos, RFTConfig, SFTConfig, demo_normalizer, load_demos,
                                       reinforcement_finetune, supervised_finetune)
 from robot_rl.policies.normalizer import Normalizer
-from robot_rl.core.types import CONTROL_HZ, TASK_MAX_STEPS
+from robot_rl.core.types import CONTROL_HZ, EVAL_SEED, TASK_MAX_STEPS
 from robot_rl.sim.expert import MAX_STEP_M, MAX_STEP_RAD
 from robot_rl.sim.robot import MAX_GRIPPER_WIDTH
 from robot_rl.sim.tasks import TASKS
 
-EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED + i, never a demo seed
 # EE-delta action limits of the sim expert: position (m), rotation (rad axis-angle), gripper width (m)
 ACTION_LOW = np.array([-MAX_STEP_M] * 3 + [-MAX_STEP_RAD] * 3 + [0.0])
 ACTION_HIGH = np.array([MAX_STEP_M] * 3 + [MAX_STEP_RAD] * 3 + [MAX_GRIPPER_WIDTH])

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from robot_rl.core.types import EVAL_SEED
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.poco import POCOLearner
 from robot_rl.rl.replay import Episode, ReplayStore
@@ -37,8 +38,12 @@ class OnlineConfig:
 @dataclass
 class Curve:
     env_steps: list[int] = field(default_factory=list)
-    success: list[float] = field(default_factory=list)
+    outcomes: list[np.ndarray] = field(default_factory=list)  # per evaluation: success of episode EVAL_SEED + i
     metrics: list[dict] = field(default_factory=list)
+
+    @property
+    def success(self) -> list[float]:
+        return [float(o.mean()) for o in self.outcomes]
 
 
 def policy_state(obs: dict, spec) -> np.ndarray:
@@ -70,11 +75,11 @@ def run_episode(env: gym.Env, learner: POCOLearner, seed: int, step_penalty: flo
     return episode, success
 
 
-def evaluate(env: gym.Env, learner: POCOLearner, episodes: int, seed: int,
-             to_env_action: ActionAdapter = np.asarray) -> float:
-    """Success rate on a fixed set of seeds (the same seeds at every evaluation)."""
-    wins = [run_episode(env, learner, seed + 10_000 + i, 0.0, to_env_action)[1] for i in range(episodes)]
-    return float(np.mean(wins))
+def evaluate(env: gym.Env, learner: POCOLearner, episodes: int, to_env_action: ActionAdapter = np.asarray
+             ) -> np.ndarray:
+    """Success (bool) of each episode on the seeds EVAL_SEED + i: the same episodes at every evaluation, for every
+    method and training seed, so that differences are paired."""
+    return np.array([run_episode(env, learner, EVAL_SEED + i, 0.0, to_env_action)[1] for i in range(episodes)])
 
 
 def finetune(env: gym.Env, learner: POCOLearner, store: ReplayStore, cfg: OnlineConfig,
@@ -88,7 +93,7 @@ def finetune(env: gym.Env, learner: POCOLearner, store: ReplayStore, cfg: Online
         while steps < cfg.env_steps:
             if steps >= next_eval:
                 curve.env_steps.append(steps)
-                curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed, to_env_action))
+                curve.outcomes.append(evaluate(env, learner, cfg.eval_episodes, to_env_action))
                 curve.metrics.append(_mean(recent))
                 recent = []
                 bar.set_postfix(success=f"{curve.success[-1]:.2f}")
@@ -102,7 +107,7 @@ def finetune(env: gym.Env, learner: POCOLearner, store: ReplayStore, cfg: Online
             steps += n
             bar.update(n)
     curve.env_steps.append(steps)
-    curve.success.append(evaluate(env, learner, cfg.eval_episodes, cfg.seed, to_env_action))
+    curve.outcomes.append(evaluate(env, learner, cfg.eval_episodes, to_env_action))
     curve.metrics.append(_mean(recent))
     return curve
 
@@ -115,9 +120,9 @@ def _mean(rows: list[dict]) -> dict:
 
 
 def finetune_checkpoint(checkpoint: str | Path, dataset: str | Path | None, env: gym.Env, cfg: POCOConfig,
-                        online: OnlineConfig, out: str | Path, to_env_action: ActionAdapter = np.asarray) -> list[dict]:
+                        online: OnlineConfig, out: str | Path, to_env_action: ActionAdapter = np.asarray) -> Curve:
     """POCO (or a baseline) from a saved prior, with a dataset's demonstrations in the replay store; writes the
-    fine-tuned policy (version + 1) and `curve.jsonl` to `out` and returns the curve's rows."""
+    fine-tuned policy (version + 1) and `curve.jsonl` (success and learner metrics per evaluation) to `out`."""
     from robot_rl.policies import load_policy, save_policy
     from robot_rl.rl.offline import offline_episodes
 
@@ -131,4 +136,4 @@ def finetune_checkpoint(checkpoint: str | Path, dataset: str | Path | None, env:
     save_policy(learner.policy, Path(out), version + 1)
     rows = [{"env_steps": s, "success": r, **m} for s, r, m in zip(curve.env_steps, curve.success, curve.metrics)]
     (Path(out) / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return rows
+    return curve
