@@ -4,15 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN := source scripts/ros_env.sh &&
 
-.PHONY: install demo test bench clean
+.PHONY: install install-test demo test bench clean
 
 install:
 	@VENV=$(VENV) bash scripts/install.sh
 
+install-test:
+	@VENV=$(VENV) bash scripts/install.sh --franky-sim
+
 demo: install
 	$(RUN) $(PY) -m robot_rl.commands demo
 
-test: install
+test: install-test
 	$(RUN) $(PY) -m pytest -q test
 
 bench: install

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, and nothing else: Debian packages (only when absent), the venv, the pinned Python stack,
-# and robot_rl itself (editable). Safe to run again; a stamp file skips pip when requirements are unchanged.
+# and robot_rl itself (editable); with --franky-sim also the franky-sim venv the arm node's tests drive (make test,
+# not make demo). Safe to run again; stamp files skip pip when requirements are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -40,6 +41,7 @@ fi
 
 # franky-sim, the libfranka-protocol MuJoCo FR3 that the arm node's tests drive, in its own venv (it pins
 # numpy/mujoco/pinocchio apart from the main stack). Rebuilt only when its pinned requirements change.
+[ "${1:-}" = "--franky-sim" ] || exit 0
 SIM_VENV=${SIM_VENV:-.venv-franka-sim}
 sim_stamp="$SIM_VENV/.franky-sim-$(sha256sum < scripts/franky_sim_requirements.txt | cut -c1-16)"
 if [ ! -f "$sim_stamp" ]; then
