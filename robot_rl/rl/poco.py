@@ -6,6 +6,7 @@ One update (UTD 1, one Adam step over actor + critic), for a batch (s, A^D, R_h,
             L_Q = Σ_i (Q_i(s, A^D) − y)²
   E-step    A^1..A^N ~ π_θ(·|s),  w_j = softmax_j((Q̄(s, A^j) − max_k Q̄(s, A^k)) / η)     (no gradient)
   M-step    L_π = c_bc · ℓ_θ(A^D|s) + β · Σ_j w_j · min(ℓ_θ(A^j|s), ζ)
+            A^D is a buffer chunk, or with bc_anchor "expert" a demonstration / intervention / successful one;
             ℓ_θ is the policy's own training loss (flow matching / denoising MSE) standing in for −log π_θ;
             min(·, ζ) gives zero gradient to candidates the policy already finds unlikely (the clip).
   warm-up   for the first `warmup_updates` updates the actor gets the BC term only (critic warm-up).
@@ -148,9 +149,14 @@ class POCOLearner:
         q = self.critic(features, actions)
         critic_loss = ((q - y) ** 2).sum(0).mean()
 
-        # actor: BC trust region on buffer chunks (+ clipped posterior term after warm-up)
+        # actor: BC trust region on buffer (or expert) chunks (+ clipped posterior term after warm-up)
         with torch.set_grad_enabled(train_actor):
-            bc_loss = self.policy.loss(obs, actions).mean()
+            bc_losses = self.policy.loss(obs, actions)
+            if cfg.bc_anchor == "expert":
+                expert = torch.as_tensor(batch.expert)
+                bc_loss = (bc_losses * expert).sum() / expert.sum().clamp(min=1.0)
+            else:
+                bc_loss = bc_losses.mean()
         if not train_actor:
             return self._step(critic_loss, None, bc_loss, q, y, {})
         actor_loss = cfg.bc_weight * bc_loss

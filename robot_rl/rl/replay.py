@@ -48,6 +48,7 @@ class ChunkBatch:
     returns: np.ndarray      # (B,) R_h
     next_states: np.ndarray  # (B, S)
     bootstrap: np.ndarray    # (B,) 1 - terminated-within-chunk
+    expert: np.ndarray       # (B,) 1 for a demonstration, a human intervention or a chunk of a successful episode
     images: dict[str, np.ndarray] = field(default_factory=dict)       # {camera: (B, H, W, 3) uint8} at s
     next_images: dict[str, np.ndarray] = field(default_factory=dict)  # the same at s'
 
@@ -87,14 +88,14 @@ class ReplayStore:
         flat = rng.integers(0, starts[-1], size=batch_size)
         which = np.searchsorted(starts, flat, side="right") - 1
         out = [self._chunk(episodes[e], int(flat[i] - starts[e])) for i, e in enumerate(which)]
-        batch = ChunkBatch(*(np.stack(x) for x in zip(*[row[:5] for row in out])))
+        batch = ChunkBatch(*(np.stack(x) for x in zip(*[row[:6] for row in out])))
         for camera in episodes[0].images:
-            batch.images[camera] = np.stack([episodes[e].images[camera][row[5]] for e, row in zip(which, out)])
-            batch.next_images[camera] = np.stack([episodes[e].images[camera][row[6]] for e, row in zip(which, out)])
+            batch.images[camera] = np.stack([episodes[e].images[camera][row[6]] for e, row in zip(which, out)])
+            batch.next_images[camera] = np.stack([episodes[e].images[camera][row[7]] for e, row in zip(which, out)])
         return batch
 
     def _chunk(self, ep: Episode, t: int):
-        """(s_t, A_t, R_h, s_{t+h}, m, t, t+h): the transition and the indices of its two observations."""
+        """(s_t, A_t, R_h, s_{t+h}, m, expert, t, t+h): the transition and the indices of its two observations."""
         T = len(ep.actions)
         idx = np.minimum(np.arange(t, t + self.h), T - 1)
         valid = np.arange(t, t + self.h) < T
@@ -102,8 +103,10 @@ class ReplayStore:
         R_h = float(np.sum(discounts * ep.rewards[idx] * valid))
         end = min(t + self.h, T)
         terminated_inside = ep.terminated and t + self.h >= T
+        expert = ep.source == "offline" or ep.terminated or bool(ep.interventions[t])
         return (ep.states[t].astype(np.float32), ep.actions[idx].astype(np.float32), np.float32(R_h),
-                ep.states[end].astype(np.float32), np.float32(0.0 if terminated_inside else 1.0), t, end)
+                ep.states[end].astype(np.float32), np.float32(0.0 if terminated_inside else 1.0),
+                np.float32(expert), t, end)
 
 
 def intervention_segments(episode: Episode) -> list[Episode]:

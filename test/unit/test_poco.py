@@ -64,12 +64,39 @@ def test_replay_chunks_returns_and_bootstrap():
     store = ReplayStore(horizon=3, gamma=0.5)
     store.add(chain_episode(4))  # rewards 0, 0, 0, 1 ; terminal
     ep = store.episodes[0]
-    s, a, R, s_next, m, t, end = store._chunk(ep, 0)
+    s, a, R, s_next, m, expert, t, end = store._chunk(ep, 0)
     assert R == 0.0 and m == 1.0 and np.array_equal(s_next, ep.states[3]) and (t, end) == (0, 3)
-    s, a, R, s_next, m, t, end = store._chunk(ep, 2)  # steps 2, 3 and one past the end
+    s, a, R, s_next, m, expert, t, end = store._chunk(ep, 2)  # steps 2, 3 and one past the end
     assert R == pytest.approx(0.5 * 1.0) and m == 0.0 and a.shape == (3, 1) and end == 4
     truncated = Episode(ep.states, ep.actions, ep.rewards, terminated=False)
     assert ReplayStore(3, 0.5)._chunk(truncated, 2)[4] == 1.0  # a timeout is bootstrapped
+
+
+def test_the_expert_anchor_is_demonstrations_interventions_and_successful_episodes():
+    store = ReplayStore(horizon=2, gamma=0.9)
+    demo = chain_episode(4)                                        # offline
+    z = (np.zeros((5, 5), np.float32), np.zeros((4, 1), np.float32), np.zeros(4, np.float32))
+    failed = Episode(*z, terminated=False, interventions=np.array([False, True, False, False]))
+    succeeded = Episode(*z, terminated=True)
+    assert [store._chunk(demo, 0)[5], store._chunk(succeeded, 0)[5]] == [1.0, 1.0]
+    assert [store._chunk(failed, t)[5] for t in range(4)] == [0.0, 1.0, 0.0, 0.0]
+    store.add(demo)
+    store.add(failed)
+    assert set(np.unique(store.sample(256, np.random.default_rng(0)).expert)) == {0.0, 1.0}
+
+
+def test_expert_anchor_imitates_only_expert_chunks():
+    """With bc_anchor expert, a batch of failed online chunks gives the BC term no gradient; with buffer it does."""
+    torch.manual_seed(0)
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(Episode(np.random.default_rng(0).normal(size=(6, 6)).astype(np.float32), np.ones((5, 1), np.float32),
+                      np.zeros(5, np.float32), terminated=False))
+    batch = store.sample(16, np.random.default_rng(0))
+    for anchor, moves in (("expert", False), ("buffer", True)):
+        learner = POCOLearner(tiny_policy(6), POCOConfig(mode="bc", bc_anchor=anchor, batch_size=16), seed=0)
+        before = [p.detach().clone() for p in learner.policy.parameters()]
+        learner.update(batch)
+        assert any(not torch.equal(a, b) for a, b in zip(before, learner.policy.parameters())) == moves, anchor
 
 
 def test_offline_data_is_never_evicted():
