@@ -54,12 +54,13 @@ def policy_state(obs: dict, spec) -> np.ndarray:
 def run_episode(env: gym.Env, learner: POCOLearner, seed: int, step_penalty: float,
                 to_env_action: ActionAdapter = np.asarray) -> tuple[Episode, bool]:
     """One episode with chunks executed in full; returns it in the store's (normalised) form. `to_env_action` maps
-    one raw policy action to the env's action (the Panda envs take normalised EE deltas)."""
+    one raw policy action to the env's action (the Panda envs take normalised EE deltas); success is the env's
+    `info["success"]`."""
     policy = learner.policy
     h = policy.spec.horizon
     obs, _ = env.reset(seed=seed)
     states, actions, rewards = [policy_state(obs, policy.spec)], [], []
-    success = done = False
+    success = terminated = done = False
     while not done:
         chunk = learner.act({"state": torch.as_tensor(states[-1])[None]})  # (1, H, D) normalised
         raw = policy.normalizer.unnormalize_actions(chunk)[0].numpy()
@@ -68,10 +69,12 @@ def run_episode(env: gym.Env, learner: POCOLearner, seed: int, step_penalty: flo
             states.append(policy_state(obs, policy.spec))
             actions.append(chunk[0, k].numpy())
             rewards.append(reward + step_penalty)
-            success, done = bool(info["success"]), terminated or truncated
+            success, done = bool(info.get("success", False)), terminated or truncated
             if done:
                 break
-    episode = Episode(np.asarray(states), np.asarray(actions), np.asarray(rewards, dtype=np.float32), success)
+    # a terminal failure (e.g. the object dropped out of the workspace) is terminal too: it is not bootstrapped
+    episode = Episode(np.asarray(states), np.asarray(actions), np.asarray(rewards, dtype=np.float32),
+                      bool(terminated), success=success)
     return episode, success
 
 

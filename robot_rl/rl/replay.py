@@ -23,10 +23,15 @@ class Episode:
     states: np.ndarray      # (T+1, S): s_0..s_T (the last one is the state after the final action)
     actions: np.ndarray     # (T, D) normalised actions actually executed
     rewards: np.ndarray     # (T,)
-    terminated: bool        # True when the episode ended in a terminal state (success), False on timeout
+    terminated: bool        # True when the episode ended in a terminal state (no bootstrap), False on a time-out
     interventions: np.ndarray | None = None  # (T,) bool: the human was in control
     source: str = "online"  # "offline" demonstrations or "online" rollouts
     images: dict[str, np.ndarray] = field(default_factory=dict)  # {camera: (T+1, H, W, 3) uint8}, camera policies
+    success: bool | None = None  # None: `terminated` means success (sim tasks, recorded data end only on success)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.terminated if self.success is None else self.success
 
     def __post_init__(self):
         T = len(self.actions)
@@ -103,7 +108,7 @@ class ReplayStore:
         R_h = float(np.sum(discounts * ep.rewards[idx] * valid))
         end = min(t + self.h, T)
         terminated_inside = ep.terminated and t + self.h >= T
-        expert = ep.source == "offline" or ep.terminated or bool(ep.interventions[t])
+        expert = ep.source == "offline" or ep.succeeded or bool(ep.interventions[t])
         return (ep.states[t].astype(np.float32), ep.actions[idx].astype(np.float32), np.float32(R_h),
                 ep.states[end].astype(np.float32), np.float32(0.0 if terminated_inside else 1.0),
                 np.float32(expert), t, end)
@@ -118,7 +123,7 @@ def intervention_segments(episode: Episode) -> list[Episode]:
     starts, ends = np.flatnonzero(np.diff(flags) == 1), np.flatnonzero(np.diff(flags) == -1)  # [start, end)
     return [Episode(episode.states[a:b + 1], episode.actions[a:b], episode.rewards[a:b],
                     episode.terminated and b == T, np.ones(b - a, bool), "offline",
-                    {cam: frames[a:b + 1] for cam, frames in episode.images.items()})
+                    {cam: frames[a:b + 1] for cam, frames in episode.images.items()}, episode.succeeded and b == T)
             for a, b in zip(starts, ends)]
 
 
@@ -129,7 +134,7 @@ def save_episode(episode: Episode, directory: Path, index: int) -> Path:
     tmp = directory / f".episode_{index:06d}.tmp.npz"
     np.savez(tmp, states=episode.states, actions=episode.actions, rewards=episode.rewards,
              terminated=np.bool_(episode.terminated), interventions=episode.interventions,
-             source=np.str_(episode.source), **{f"image.{cam}": frames for cam, frames in episode.images.items()})
+             source=np.str_(episode.source), success=np.bool_(episode.succeeded), **{f"image.{cam}": frames for cam, frames in episode.images.items()})
     os.replace(tmp, final)
     return final
 
@@ -140,6 +145,7 @@ def load_episodes(directory: Path) -> list[Episode]:
     for path in sorted(directory.glob("episode_*.npz")):
         with np.load(path, allow_pickle=False) as z:
             images = {key[len("image."):]: z[key] for key in z.files if key.startswith("image.")}
+            success = bool(z["success"]) if "success" in z.files else None  # stores written before it was kept
             episodes.append(Episode(z["states"], z["actions"], z["rewards"], bool(z["terminated"]),
-                                    z["interventions"], str(z["source"]), images))
+                                    z["interventions"], str(z["source"]), images, success))
     return episodes

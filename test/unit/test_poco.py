@@ -1,10 +1,12 @@
 """POCO's pieces: E-step weights, the clip, critic targets on a chain MDP, and the update wiring."""
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from robot_rl.policies.base import PolicySpec
 from robot_rl.policies.flow import FlowMatchingPolicy
+from robot_rl.rl.online import run_episode
 from robot_rl.rl.poco import POCOConfig, POCOLearner, clipped_posterior_loss, posterior_weights
 from robot_rl.rl.replay import Episode, ReplayStore, intervention_segments, load_episodes, save_episode
 
@@ -97,6 +99,28 @@ def test_expert_anchor_imitates_only_expert_chunks():
         before = [p.detach().clone() for p in learner.policy.parameters()]
         learner.update(batch)
         assert any(not torch.equal(a, b) for a, b in zip(before, learner.policy.parameters())) == moves, anchor
+
+
+class FallsOff(gym.Env):
+    """Terminates after three steps with a failure (the object left the workspace): nothing to bootstrap."""
+    observation_space = gym.spaces.Dict({"state": gym.spaces.Box(-1, 1, (2,), np.float32)})
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return {"state": np.zeros(2, np.float32)}, {}
+
+    def step(self, action):
+        self.t += 1
+        return {"state": np.full(2, self.t / 10, np.float32)}, 0.0, self.t == 3, False, {"success": False}
+
+
+def test_an_episode_ended_by_a_failure_is_terminal_not_a_time_out():
+    learner = POCOLearner(tiny_policy(2), POCOConfig(mode="bc"), seed=0)
+    episode, success = run_episode(FallsOff(), learner, seed=0, step_penalty=0.0)
+    assert len(episode.actions) == 3 and episode.terminated and not success and not episode.succeeded
+    assert ReplayStore(2, 0.9)._chunk(episode, 2)[4] == 0.0   # no bootstrap past the failure
+    assert ReplayStore(2, 0.9)._chunk(episode, 2)[5] == 0.0   # and not an expert chunk
 
 
 def test_offline_data_is_never_evicted():
