@@ -4,15 +4,21 @@ settings, DemoConfig) shared by every method; the same env-step budget; every ev
 (EVAL_SEED + i) for every method and seed, so differences are paired.
 
     python -m bench.poco_pick_lift [--seeds 0 1 2] [--modes poco bc best_of_n actor_gradient] [--env-steps 3000]
-        [--eval-every 1000] [--eval-episodes 100] [--workers 2] [--set poco.KEY=VALUE ...]
+        [--eval-every 1500] [--eval-episodes 100] [--workers 2] [--set poco.KEY=VALUE ...]
+    python -m bench.poco_pick_lift --name poco_pick_lift_ablation --modes \
+        --ablate expert_anchor:poco.bc_anchor=expert --compare docs/results/poco_pick_lift.json
 
-Writes the `poco_pick_lift` section of docs/benchmarks.md, docs/results/poco_pick_lift.json (long format: per method
-and seed the prior, final and worst success, the success at every evaluation, the final evaluation's episodes) and
-docs/poco_pick_lift.png (success against env steps, 95 % bands over seeds).
+Writes the `<name>` section of docs/benchmarks.md, docs/results/<name>.json (long format: per method and seed the
+prior, final and worst success, the success at every evaluation, every evaluated episode's outcome) and
+docs/<name>.png (success against env steps, 95 % bands over seeds). An ablation (`--ablate LABEL:SETS`) is POCO with
+those settings, from the same priors; `--compare` adds paired differences of the final evaluation to the methods of
+an earlier run on the same seeds and episodes. Each job's result is kept under runs/ and reused while its settings
+are unchanged.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import time
 from pathlib import Path
@@ -50,8 +56,14 @@ def prior_for(seed: int, cfg: DemoConfig) -> tuple[Path, Path]:
 
 
 def run_method(job: tuple[int, str, list[str], dict]) -> dict:
-    """One learner from one seed's prior; returns its curve (outcomes per evaluation, learner metrics)."""
-    seed, mode, sets, budget = job
+    """One learner (a mode or an ablation `label`) from one seed's prior; returns its curve (outcomes per
+    evaluation, learner metrics), kept in its run directory and reused while the job is the same."""
+    seed, label, sets, budget = job
+    out = WORKDIR / f"seed{seed}" / label
+    spec = {"seed": seed, "label": label, "sets": sets, "budget": budget}
+    cached = out / "result.json"
+    if cached.exists() and json.loads(cached.read_text())["job"] == spec:
+        return json.loads(cached.read_text())["result"]
     import torch
 
     from robot_rl.core.yaml_config import apply_sets
@@ -62,14 +74,17 @@ def run_method(job: tuple[int, str, list[str], dict]) -> dict:
     torch.set_num_threads(1)
     cfg = DemoConfig()
     demos, prior = prior_for(seed, cfg)
+    mode = label if label in MODES else "poco"
     poco = POCOConfig.model_validate(apply_sets({"poco": {"mode": mode}}, sets)["poco"])
     online = OnlineConfig(env_steps=budget["env_steps"], eval_every=budget["eval_every"],
                           eval_episodes=budget["eval_episodes"], seed=seed)
     start = time.monotonic()
-    curve = finetune_checkpoint(prior, demos, PandaTaskEnv(cfg.task, max_steps=cfg.max_steps), poco, online,
-                                WORKDIR / f"seed{seed}" / mode, normalise_ee_delta)
-    return {"seed": seed, "mode": mode, "env_steps": curve.env_steps, "metrics": curve.metrics,
-            "outcomes": [o.astype(int).tolist() for o in curve.outcomes], "wall_s": time.monotonic() - start}
+    curve = finetune_checkpoint(prior, demos, PandaTaskEnv(cfg.task, max_steps=cfg.max_steps), poco, online, out,
+                                normalise_ee_delta)
+    result = {"seed": seed, "mode": label, "env_steps": curve.env_steps, "metrics": curve.metrics,
+              "outcomes": [o.astype(int).tolist() for o in curve.outcomes], "wall_s": time.monotonic() - start}
+    cached.write_text(json.dumps({"job": spec, "result": result}))
+    return result
 
 
 def long_rows(runs: list[dict]) -> list[dict]:
@@ -85,32 +100,55 @@ def long_rows(runs: list[dict]) -> list[dict]:
         for name in ("weight_ess", "q_clip_ratio"):
             rows += [dict(base, metric=name, env_steps=s, value=m[name])
                      for s, m in zip(r["env_steps"], r["metrics"]) if name in m]
-        rows += [dict(base, metric="final_outcome", episode=EVAL_SEED + i, value=int(v))
-                 for i, v in enumerate(r["outcomes"][-1])]
+        rows += [dict(base, metric="outcome", env_steps=s, episode=EVAL_SEED + i, value=int(v))
+                 for s, outcomes in zip(r["env_steps"], r["outcomes"]) for i, v in enumerate(outcomes)]
     return rows
 
 
-def summary_table(runs: list[dict], modes: list[str]) -> str:
+def final_outcomes(results_file: Path) -> dict[tuple[str, int], np.ndarray]:
+    """(method, seed) -> the final evaluation's outcomes, ordered by episode, from a results file of this bench."""
+    rows = [r for r in json.loads(Path(results_file).read_text())["rows"]
+            if r["metric"] in ("outcome", "final_outcome")]
+    last: dict = {}
+    for row in rows:
+        key = (row["method"], row["seed"])
+        last[key] = max(last.get(key, -1), row.get("env_steps", -1))
+    episodes: dict = {}
+    for row in rows:
+        if row.get("env_steps", -1) == last[(row["method"], row["seed"])]:
+            episodes.setdefault((row["method"], row["seed"]), {})[row["episode"]] = row["value"]
+    return {key: np.array([v for _, v in sorted(eps.items())]) for key, eps in episodes.items()}
+
+
+def finite_mean(values) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def summary_table(runs: list[dict], modes: list[str], compare: dict | None = None) -> str:
     """Per method: prior, final and worst evaluation (mean over seeds, t interval), the change from the prior and the
-    difference to BC-only (paired bootstrap over seeds and episodes), the learner's diagnostics."""
+    difference to BC-only, or to each method of `compare` (paired bootstrap over seeds and episodes), the learner's
+    diagnostics."""
     by = {(r["mode"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
+    references = {m: np.array([by[(m, s)]["outcomes"][-1] for s in seeds]) for m in ("bc",) if m in modes}
+    for method in sorted({m for m, _ in compare or {}}):
+        references[method] = np.array([compare[(method, s)] for s in seeds])
     table = []
     for mode in modes:
         own = [by[(mode, s)] for s in seeds]
         first = np.array([r["outcomes"][0] for r in own])
         final = np.array([r["outcomes"][-1] for r in own])
         worst = [min(np.mean(o) for o in r["outcomes"]) for r in own]
-        vs_bc = (paired_difference(final, np.array([by[("bc", s)]["outcomes"][-1] for s in seeds])).points()
-                 if "bc" in modes and mode != "bc" else "–")
+        versus = [paired_difference(final, ref).points() if not (mode == m and compare is None) else "–"
+                  for m, ref in references.items()]
         metrics = [m for r in own for m in r["metrics"][1:]]
-        ess = np.nanmean([m.get("weight_ess", np.nan) for m in metrics]) if metrics else np.nan
-        clip = np.nanmean([m.get("q_clip_ratio", np.nan) for m in metrics]) if metrics else np.nan
+        ess, clip = (finite_mean([m.get(name, np.nan) for m in metrics]) for name in ("weight_ess", "q_clip_ratio"))
         table.append([mode, str(mean_interval(first.mean(1))), str(mean_interval(final.mean(1))),
-                      f"{min(worst):.2f}", paired_difference(final, first).points(), vs_bc,
+                      f"{min(worst):.2f}", paired_difference(final, first).points(), *versus,
                       f"{ess:.1f}" if np.isfinite(ess) else "–", f"{clip:.2f}" if np.isfinite(clip) else "–"])
     return markdown_table(["method", "prior (step 0)", "final", "worst evaluation", "change (points)",
-                           "vs BC-only (points)", "weight ESS", "q_clip_ratio"], table)
+                           *(f"vs {m} (points)" for m in references), "weight ESS", "q_clip_ratio"], table)
 
 
 def plot(runs: list[dict], modes: list[str], path: Path) -> None:
@@ -141,9 +179,13 @@ def plot(runs: list[dict], modes: list[str], path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument("--ablate", action="append", default=[], metavar="LABEL:poco.KEY=VALUE[,...]",
+                        help="POCO with these settings, reported as LABEL")
+    parser.add_argument("--compare", help="a results file of an earlier run (same seeds and episodes)")
+    parser.add_argument("--name", default="poco_pick_lift", help="section, results and plot name")
     parser.add_argument("--env-steps", type=int, default=3000)
-    parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument("--eval-every", type=int, default=1500)
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes (one core each)")
     parser.add_argument("--set", action="append", default=[], metavar="poco.KEY=VALUE", help="for every method")
@@ -153,32 +195,37 @@ def main(argv=None) -> int:
     start = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         pool.starmap(prior_for, [(seed, DemoConfig()) for seed in args.seeds])  # each prior once, in parallel
-        jobs = [(seed, mode, args.set, budget) for seed in args.seeds for mode in args.modes]
+        variants = [(mode, args.set) for mode in args.modes]
+        variants += [(label, args.set + sets.split(",")) for label, _, sets in (a.partition(":") for a in args.ablate)]
+        jobs = [(seed, label, sets, budget) for seed in args.seeds for label, sets in variants]
         runs = list(tqdm(pool.imap_unordered(run_method, jobs), total=len(jobs), desc="pick_lift learners"))
-    table = summary_table(runs, args.modes)
+    labels = [label for label, _ in variants]
+    table = summary_table(runs, labels, final_outcomes(args.compare) if args.compare else None)
     print(table)
     if args.no_write:
         return 0
-    write_results("poco_pick_lift", long_rows(runs))
-    plot(runs, args.modes, ROOT / "docs" / "poco_pick_lift.png")
+    write_results(args.name, long_rows(runs))
+    plot(runs, labels, ROOT / "docs" / f"{args.name}.png")
     cfg = DemoConfig()
     sets = " ".join(f"--set {s}" for s in args.set)
-    write_section("poco_pick_lift", "\n".join([
-        "## POCO and its baselines on pick_lift (gym, powered evaluation)",
+    ablations = " ".join(f"--ablate {a}" for a in args.ablate) + (f" --compare {args.compare}" if args.compare else "")
+    write_section(args.name, "\n".join([
+        f"## {'POCO and its baselines' if args.modes else 'POCO ablations'} on pick_lift (gym, powered evaluation)",
         "",
-        f"`python -m bench.poco_pick_lift --seeds {' '.join(map(str, args.seeds))} --modes {' '.join(args.modes)} "
-        f"--env-steps {args.env_steps} --eval-every {args.eval_every} --eval-episodes {args.eval_episodes}"
-        f"{' ' + sets if sets else ''}` ({(time.monotonic() - start) / 60:.0f} min). {machine_line()}",
+        f"`python -m bench.poco_pick_lift --name {args.name} --seeds {' '.join(map(str, args.seeds))} --modes "
+        f"{' '.join(args.modes)} --env-steps {args.env_steps} --eval-every {args.eval_every} --eval-episodes "
+        f"{args.eval_episodes}{' ' + sets if sets else ''}{' ' + ablations if ablations.strip() else ''}` "
+        f"({(time.monotonic() - start) / 60:.0f} min). {machine_line()}",
         "",
         f"Per training seed: {cfg.demo_episodes} scripted demonstrations with noise {cfg.demo_noise} and a flow prior "
         f"({cfg.bc_steps} BC steps, hidden {cfg.hidden_dim}) shared by every method; POCOConfig defaults "
         f"(robot_rl/rl/config.py) unless set above; UTD 1; evaluations on episodes {EVAL_SEED}.."
-        f"{EVAL_SEED + args.eval_episodes - 1} for every method and seed. Intervals are 95 %: t over seeds for means, a paired "
-        "bootstrap over seeds and episodes for changes. Numbers: docs/results/poco_pick_lift.json.",
+        f"{EVAL_SEED + args.eval_episodes - 1} for every method and seed. Intervals are 95 %: t over seeds for "
+        f"means, a paired bootstrap over seeds and episodes for changes. Numbers: docs/results/{args.name}.json.",
         "",
         table,
         "",
-        "![success against env steps](poco_pick_lift.png)",
+        f"![success against env steps]({args.name}.png)",
     ]))
     return 0
 
