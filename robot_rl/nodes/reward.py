@@ -39,6 +39,7 @@ class RewardNode(Node):
         self.episode: int | None = None
         self.task = ""
         self.start_stamp = 0.0
+        self.end_stamp = float("inf")  # the episode's end, once its `ended` status came: its last inputs still score
         self.step = 0
         self.ready = False                       # the source has its per-episode setup (guidance)
         self.preparing: Future | None = None
@@ -63,6 +64,7 @@ class RewardNode(Node):
         if status.state == "running":
             if status.episode != self.episode:
                 self.episode, self.task, self.start_stamp, self.step = status.episode, status.task, status.stamp, 0
+                self.end_stamp = float("inf")
                 self.ready, self.preparing = False, None
                 self.pending.clear()
                 for obs in self.recent:  # inputs of this episode that arrived before its status
@@ -70,11 +72,13 @@ class RewardNode(Node):
                         self.submit(obs)
                 self.drain()
             return
-        if (status.state == "ended" and status.episode == self.episode and self.uses_operator
-                and status.outcome in ("success", "failure") and status.reason == "operator"):
+        if status.state != "ended" or status.episode != self.episode:
+            return
+        # inputs up to the end still score when they arrive after this status (another topic): the last ticks too
+        self.end_stamp = status.stamp
+        if self.uses_operator and status.outcome in ("success", "failure") and status.reason == "operator":
             self.submit(RewardInput(status.stamp, self.last_image, self.last_task_state, operator=status.outcome))
             self.drain()
-        self.episode = None
 
     # ---- inputs ----------------------------------------------------------------------------------------------------
     def on_task_state(self, msg: String) -> None:
@@ -102,7 +106,7 @@ class RewardNode(Node):
         self.recent.append(obs)
         while self.recent[0].stamp < obs.stamp - RECENT_S:
             self.recent.popleft()
-        if self.episode is not None and obs.stamp >= self.start_stamp:
+        if self.episode is not None and self.start_stamp <= obs.stamp <= self.end_stamp:
             self.submit(obs)
             self.drain()
 
