@@ -16,7 +16,7 @@ demo: install
 	$(RUN) $(PY) -m robot_rl.commands demo
 
 test: install-test
-	$(RUN) $(PY) -m pytest -q test
+	$(RUN) $(PY) -m pytest -q --durations=15 test
 
 bench: install
 	$(RUN) $(PY) -m bench
