@@ -33,6 +33,7 @@ from robot_rl.demo import DemoConfig
 
 MODES = ("poco", "bc", "best_of_n", "actor_gradient")
 WORKDIR = ROOT / "runs" / "bench_poco_pick_lift"
+RATE = (0.0, 1.0)  # success rates: intervals cut to [0, 1]
 
 
 def prior_for(seed: int, cfg: DemoConfig) -> tuple[Path, Path]:
@@ -144,7 +145,7 @@ def summary_table(runs: list[dict], modes: list[str], compare: dict | None = Non
                   for m, ref in references.items()]
         metrics = [m for r in own for m in r["metrics"][1:]]
         ess, clip = (finite_mean([m.get(name, np.nan) for m in metrics]) for name in ("weight_ess", "q_clip_ratio"))
-        table.append([mode, str(mean_interval(first.mean(1))), str(mean_interval(final.mean(1))),
+        table.append([mode, str(mean_interval(first.mean(1), RATE)), str(mean_interval(final.mean(1), RATE)),
                       f"{min(worst):.2f}", paired_difference(final, first).points(), *versus,
                       f"{ess:.1f}" if np.isfinite(ess) else "–", f"{clip:.2f}" if np.isfinite(clip) else "–"])
     return markdown_table(["method", "prior (step 0)", "final", "worst evaluation", "change (points)",
@@ -163,7 +164,7 @@ def plot(runs: list[dict], modes: list[str], path: Path) -> None:
         steps = own[0]["env_steps"]
         per_seed = np.array([[np.mean(o) for o in r["outcomes"]] for r in own])   # (seeds, evaluations)
         if len(own) > 1:
-            bands = [mean_interval(per_seed[:, k]) for k in range(len(steps))]
+            bands = [mean_interval(per_seed[:, k], RATE) for k in range(len(steps))]
         else:
             bands = [wilson(int(np.sum(o)), len(o)) for o in own[0]["outcomes"]]
         ax.plot(steps, per_seed.mean(0), marker="o", label=mode)
@@ -221,7 +222,8 @@ def main(argv=None) -> int:
         f"({cfg.bc_steps} BC steps, hidden {cfg.hidden_dim}) shared by every method; POCOConfig defaults "
         f"(robot_rl/rl/config.py) unless set above; UTD 1; evaluations on episodes {EVAL_SEED}.."
         f"{EVAL_SEED + args.eval_episodes - 1} for every method and seed. Intervals are 95 %: t over seeds for "
-        f"means, a paired bootstrap over seeds and episodes for changes. Numbers: docs/results/{args.name}.json.",
+        f"means, a paired bootstrap over seeds and episodes for changes. Step 0 is the prior after the critic's "
+        f"warm-up: best_of_n already picks among N candidates there. Numbers: docs/results/{args.name}.json.",
         "",
         table,
         "",

@@ -38,8 +38,9 @@ def wilson(successes: int, n: int, z: float = Z95) -> Estimate:
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
 
 
-def mean_interval(values) -> Estimate:
-    """Mean over independent runs (training seeds) with a t interval; one run has no interval."""
+def mean_interval(values, bounds: tuple[float, float] = (-np.inf, np.inf)) -> Estimate:
+    """Mean over independent runs (training seeds) with a t interval, cut to `bounds` (a success rate: (0, 1));
+    one run has no interval."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         raise ValueError("no values")
@@ -47,7 +48,8 @@ def mean_interval(values) -> Estimate:
         return Estimate(float(x[0]), float("nan"), float("nan"), 1)
     t = T95[x.size - 2] if x.size - 1 <= len(T95) else Z95
     half = t * x.std(ddof=1) / np.sqrt(x.size)
-    return Estimate(float(x.mean()), float(x.mean() - half), float(x.mean() + half), int(x.size))
+    return Estimate(float(x.mean()), float(max(bounds[0], x.mean() - half)), float(min(bounds[1], x.mean() + half)),
+                    int(x.size))
 
 
 def paired_difference(a, b, resamples: int = 10_000, seed: int = 0) -> Estimate:
