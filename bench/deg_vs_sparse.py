@@ -121,7 +121,7 @@ def run(kind: str, model: Path | None, demos: Path, args, seed: int) -> dict:
     else:
         policy = build_policy(spec, normalizer_from_dataset(reader))   # normaliser only: weights start random
     cfg = POCOConfig(batch_size=args.batch, num_candidates=16, warmup_updates=args.warmup, critic_hidden=128,
-                     critic_depth=2, step_penalty=0.0, temperature=1e-3)
+                     critic_depth=2, step_penalty=0.0, temperature=1e-3, bc_anchor="buffer")
     learner = POCOLearner(policy, cfg, seed=seed)
     store = ReplayStore(horizon=spec.horizon, gamma=cfg.gamma)
     dense = DEGPlus(model, args.guidance) if kind == "deg+" else None

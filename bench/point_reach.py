@@ -81,7 +81,8 @@ def run(mode: str, seed: int = 0, env_steps: int = 3000, eval_every: int = 500) 
     demos = noisy_expert_episodes(DEMOS, noise=DEMO_NOISE, rng=np.random.default_rng(seed))
     # γ 0.9: over a 20-step task a step saved is worth ~10 % of the value, which a small critic can rank by
     cfg = POCOConfig(mode=mode, num_candidates=32, batch_size=64, warmup_updates=200, clip=1.0, gamma=0.9,
-                     critic_hidden=64, critic_depth=2, lr=1e-3, temperature=1e-3, critic_pretrain_updates=0)
+                     critic_hidden=64, critic_depth=2, lr=1e-3, temperature=1e-3, critic_pretrain_updates=0,
+                     bc_anchor="buffer")
     learner = POCOLearner(noisy_prior(demos, seed), cfg, seed=seed)
     store = ReplayStore(HORIZON, cfg.gamma)
     for episode in demos:
