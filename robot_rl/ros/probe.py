@@ -30,6 +30,17 @@ class Probe:
             except Exception:  # shutting down
                 break
 
+    def collect(self, topic_name: str, record_type, qos) -> list:
+        """A list that fills with every JSON record (robot_rl.ros.records) arriving on `topic_name`, decoded."""
+        from std_msgs.msg import String
+
+        from robot_rl.ros import records
+
+        received: list = []
+        self.node.create_subscription(String, topic_name,
+                                      lambda m: received.append(records.decode(m.data, record_type)), qos)
+        return received
+
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         client = self.node.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout):

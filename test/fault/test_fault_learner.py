@@ -103,13 +103,8 @@ def test_learner_never_publishes_non_finite_weights_and_the_run_goes_on(tmp_path
         "learner.poco.critic_hidden=16", "learner.poco.lr=1e30", "episode_manager.max_steps=20",
         "episode_manager.num_episodes=2", f"episode_manager.results_path={tmp_path / 'episodes.jsonl'}"])
     probe = Probe("learner_nan_probe")
-    statuses, active = [], []
-    probe.node.create_subscription(String, f"{ns}/{contract.LEARNER_STATUS.name}",
-                                   lambda m: statuses.append(records.decode(m.data, records.LearnerStatus)),
-                                   contract.LEARNER_STATUS.qos)
-    probe.node.create_subscription(String, f"{ns}/{contract.POLICY_ACTIVE.name}",
-                                   lambda m: active.append(records.decode(m.data, records.PolicyVersion)),
-                                   contract.POLICY_ACTIVE.qos)
+    statuses = probe.collect(f"{ns}/{contract.LEARNER_STATUS.name}", records.LearnerStatus, contract.LEARNER_STATUS.qos)
+    active = probe.collect(f"{ns}/{contract.POLICY_ACTIVE.name}", records.PolicyVersion, contract.POLICY_ACTIVE.qos)
     try:
         assert proc.wait(timeout=240) == 0, proc.logs
     finally:

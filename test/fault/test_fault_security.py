@@ -105,10 +105,7 @@ def test_policy_node_refuses_weights_of_another_schema_and_keeps_its_own(tmp_pat
                              "-p", "backend:=learned", "-p", f"checkpoint:={tmp_path / 'prior'}"],
                             env=bringup.ros_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     probe = Probe("schema_probe")
-    active = []
-    probe.node.create_subscription(String, f"/schema/{contract.POLICY_ACTIVE.name}",
-                                   lambda m: active.append(records.decode(m.data, records.PolicyVersion)),
-                                   contract.POLICY_ACTIVE.qos)
+    active = probe.collect(f"/schema/{contract.POLICY_ACTIVE.name}", records.PolicyVersion, contract.POLICY_ACTIVE.qos)
     pub_version = probe.node.create_publisher(String, f"/schema/{contract.POLICY_VERSION.name}",
                                               contract.POLICY_VERSION.qos)
     pub_weights = probe.node.create_publisher(UInt8MultiArray, f"/schema/{contract.POLICY_WEIGHTS.name}",

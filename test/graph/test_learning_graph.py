@@ -36,13 +36,9 @@ def test_weights_swap_only_between_episodes_and_corrupt_weights_are_refused(prio
         "mujoco_bridge.task=reach", f"policy.checkpoint={prior}", "episode_manager.autostart=false",
         "episode_manager.num_episodes=0", "episode_manager.max_steps=100000", "episode_manager.exit_when_done=false"])
     probe = Probe("swap_probe")
-    active, statuses = [], []
-    probe.node.create_subscription(String, f"/{ns}/{contract.POLICY_ACTIVE.name}",
-                                   lambda m: active.append(records.decode(m.data, records.PolicyVersion)),
-                                   contract.POLICY_ACTIVE.qos)
-    probe.node.create_subscription(String, f"/{ns}/{contract.EPISODE_STATUS.name}",
-                                   lambda m: statuses.append(records.decode(m.data, records.EpisodeStatus)),
-                                   contract.EPISODE_STATUS.qos)
+    active = probe.collect(f"/{ns}/{contract.POLICY_ACTIVE.name}", records.PolicyVersion, contract.POLICY_ACTIVE.qos)
+    statuses = probe.collect(f"/{ns}/{contract.EPISODE_STATUS.name}", records.EpisodeStatus,
+                             contract.EPISODE_STATUS.qos)
     pub_version = probe.node.create_publisher(String, f"/{ns}/{contract.POLICY_VERSION.name}",
                                               contract.POLICY_VERSION.qos)
     pub_weights = probe.node.create_publisher(UInt8MultiArray, f"/{ns}/{contract.POLICY_WEIGHTS.name}",
