@@ -6,8 +6,9 @@ Each node runs as its own process (`python -m robot_rl.nodes.<exe> --ros-args ..
 Everything is validated before the first process starts: executables, parameter files, and every parameter key and
 value against the node's typed config, so a typo stops the graph with an error naming the key and the file.
 Values that several nodes must agree on have one source per graph (SHARED_VALUES): the control rate is the driver's
-(`mujoco_bridge` or `arm` `control_hz`), the step penalty the reward node's. Every other node that holds one gets the
-source's value, and a graph that sets a different one is refused, naming both nodes.
+(`mujoco_bridge` or `arm` `control_hz`), the step penalty the reward node's, the policy sync (which weights an episode
+waits for) the learner's. Every other node that holds one gets the source's value, and a graph that sets a different
+one is refused, naming both nodes.
 SIGINT/SIGTERM are forwarded; the bringup exits non-zero when a node dies, and 0 when the graph's `exit_when` node
 finishes cleanly.
 
@@ -141,6 +142,8 @@ SHARED_VALUES = (
                            ("teleop", "control_hz"), ("recorder", "fps"))),
     SharedValue("step penalty", sources=(("reward", "step_penalty"),),
                 followers=(("learner", "poco.step_penalty"),)),
+    SharedValue("policy sync", sources=(("learner", "policy_sync"),),
+                followers=(("episode_manager", "policy_sync"),)),
 )
 
 

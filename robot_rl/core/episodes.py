@@ -1,5 +1,5 @@
 """The episode manager's bookkeeping, without ROS: the phase of the cycle idle -> resetting -> running -> ending ->
-idle, why the running episode ends, when the next one may start (online RL: only on new policy weights), and each
+idle, why the running episode ends, when the next one may start (online RL: on the learner's weights), and each
 finished episode's result. robot_rl/nodes/episode_manager.py makes the service calls and publishes around it.
 
 `now` is robot-clock seconds (sim time in simulation), handed in by the node; wall-clock waits use time.monotonic.
@@ -44,6 +44,7 @@ class EpisodeBook:
         self.last_reward = (0.0, 0.0)  # (robot stamp, wall time) of the running episode's newest reward, or its start
         self.active_version = -1     # what the policy node runs (policy/active)
         self.published_version = -1  # the newest the learner announced (policy/version)
+        self.trained_through = -1    # the newest episode whose updates the learner's published weights hold
         self.version_at_end: int | None = None  # the version that ran the last episode
         self.wait_since = time.monotonic()
 
@@ -95,18 +96,29 @@ class EpisodeBook:
 
     # ---- when the next one starts ------------------------------------------------------------------------------
     def waiting_for_weights(self) -> bool:
-        """Online RL: start an episode only when the learner has published weights newer than those of the last
-        episode (or any, before the first) and the policy node runs them."""
-        if not self.cfg.wait_for_policy_version:
+        """Online RL: wait before an episode (or, once done, before exiting) until the weights it should run are
+        there. each_episode: weights newer than those of the last episode (or any, before the first), running in the
+        policy node. continuous: the learner trains while episodes run; the first episode waits for its weights,
+        the next ones only while more than `max_lag_episodes` ended episodes still owe updates, the exit until none
+        does."""
+        sync = self.cfg.policy_sync
+        if sync == "off":
             return False
-        fresh = self.published_version > (self.version_at_end if self.version_at_end is not None else -1)
-        if fresh and self.active_version >= self.published_version:
-            self.version_at_end = None
-            return False
+        if sync == "continuous" and self.episode > 0:
+            owing = (self.episode - 1) - self.trained_through  # ended episodes whose updates are not all done
+            if owing <= (0 if self.done else self.cfg.max_lag_episodes):
+                return False
+        else:
+            fresh = self.published_version > (self.version_at_end if self.version_at_end is not None else -1)
+            if fresh and self.active_version >= self.published_version:
+                self.version_at_end = None
+                return False
         if time.monotonic() - self.wait_since > self.cfg.policy_wait_timeout_s:
             self.log.warning(f"no new policy weights after {self.cfg.policy_wait_timeout_s} s (learner published "
-                             f"{self.published_version}, policy runs {self.active_version}); going on")
+                             f"{self.published_version}, trained through episode {self.trained_through}, policy "
+                             f"runs {self.active_version}); going on")
             self.version_at_end, self.published_version = None, self.active_version
+            self.trained_through = self.episode - 1
             return False
         return True
 
@@ -139,7 +151,7 @@ class EpisodeBook:
                 f.write(json.dumps(result.record()) + "\n")
         self.episode += 1
         self.end_request = None
-        if self.cfg.wait_for_policy_version:
+        if self.cfg.policy_sync != "off":
             self.version_at_end, self.wait_since = self.active_version, time.monotonic()
         self.phase = "idle"
         if self.cfg.num_episodes and self.episode >= self.cfg.num_episodes:

@@ -34,7 +34,7 @@ class EpisodeManagerNode(Node):
         self.pub_status = contract.publisher(self, contract.EPISODE_STATUS)
         contract.subscribe(self, contract.REWARD, self.on_reward)
         contract.subscribe(self, contract.ARM_STATUS, self.on_arm_status)
-        if self.cfg.wait_for_policy_version:
+        if self.cfg.policy_sync != "off":
             contract.subscribe(self, contract.POLICY_ACTIVE, self.on_active)
             contract.subscribe(self, contract.POLICY_VERSION, self.on_published)
         self.cli_reset = contract.client(self, contract.ARM_RESET)
@@ -69,6 +69,7 @@ class EpisodeManagerNode(Node):
         rec = decode_or_log(self, msg.data, records.PolicyVersion)
         if rec is not None:
             self.book.published_version = max(self.book.published_version, rec.version)
+            self.book.trained_through = max(self.book.trained_through, rec.trained_through)
 
     def on_start(self, _req, resp):
         book = self.book

@@ -2,9 +2,10 @@
 
 It feeds the observation streams (`joint_states`, `ee_pose`, + `sim/task_state` or camera images as the policy needs),
 `executed_action` (human interventions included), `reward` and `episode/status` to the EpisodeAssembler; each ended
-episode goes to the ResumableLearner, which persists it and trains on it in a worker thread (UTD 1). The node publishes
-the new weights (safetensors bytes + a `policy/version` record with their sha256) and `learner/status`, where a failed
-update or a refused episode shows as `error` while the last good weights stay in service. The node can run on another
+episode goes to the ResumableLearner, which persists it and trains on it in a worker thread (UTD 1), after the episode
+or, with `policy_sync: continuous`, while the next ones run. The node publishes the new weights (safetensors bytes + a
+`policy/version` record with their sha256 and the last episode they are fully trained on) and `learner/status`, where
+a failed update or a refused episode shows as `error` while the last good weights stay in service. The node can run on another
 host than the robot: only these topics cross (docs/architecture.md).
 """
 from __future__ import annotations
@@ -31,6 +32,8 @@ class LearnerNode(Node):
         super().__init__("learner")
         cfg = declare_config(self, LearnerConfig)
         self.learner = ResumableLearner(cfg.output_dir, cfg.checkpoint, cfg.poco, cfg.seed, cfg.dataset)
+        self.publish_every = cfg.publish_every if cfg.policy_sync == "continuous" else 0
+        self.trained_through = -1  # the newest episode whose updates the published weights hold
         spec = self.learner.policy.spec
         self.assembler = EpisodeAssembler(1.0 / cfg.control_hz, spec.environment_state, spec.cameras)
         self.work: queue.Queue[Work] = queue.Queue()  # the updates owed, first those the learner died before
@@ -134,7 +137,8 @@ class LearnerNode(Node):
             work = self.work.get()
             if work.steps:
                 self.results.put("training")
-            self.results.put(self.learner.run(work))
+            for result in self.learner.run(work, self.publish_every):
+                self.results.put(result)
 
     def drain_results(self) -> None:
         """The worker's news (a new state, or a Result) reported from the ROS thread."""
@@ -155,6 +159,8 @@ class LearnerNode(Node):
             self.state, self.last_row, self.message = "waiting", row, ""
             self.get_logger().info(f"episode {row['episode']} ({row['outcome']}): {row['steps']} updates, "
                                    f"version {row['version']}, q_clip_ratio {row.get('q_clip_ratio', np.nan):.2f}")
+        if result.trained_through is not None:
+            self.trained_through = max(self.trained_through, result.trained_through)
         if result.weights:
             self.publish_weights(result.weights, result.version)
 
@@ -176,7 +182,7 @@ class LearnerNode(Node):
     def publish_weights(self, blob: bytes, version: int) -> None:
         self.pub_weights.publish(UInt8MultiArray(data=blob))
         rec = records.PolicyVersion(stamp=self.now(), version=version, sha256=sha256_hex(blob),
-                                    policy_type=self.learner.policy.spec.type)
+                                    policy_type=self.learner.policy.spec.type, trained_through=self.trained_through)
         self.pub_version.publish(String(data=records.encode(rec)))
 
     def now(self) -> float:

@@ -79,8 +79,8 @@ class WeightUpdate:
             return self._refuse(f"weights observe {required_streams(policy.spec)} (state dim "
                                 f"{policy.spec.state_dim}), the running policy {running.required_streams} (state dim "
                                 f"{running.policy.spec.state_dim})")
-        if version <= running.version:
-            return None
+        if version <= running.version or (self.staged is not None and version <= self.staged[1]):
+            return None  # not newer than what runs or waits for the next episode (versions may arrive out of order)
         self.staged = (policy, version, digest)
         return None if self.in_episode else self._swap()
 

@@ -5,12 +5,15 @@ Under `output_dir`: `replay/` holds every online episode, written before any upd
 actor + critic and `learner_state.json` (how many of those episodes they were trained on: the rest are trained on
 after a restart); `learner_log.jsonl` one row per trained episode. Updates that raise or leave non-finite weights
 change nothing that is published or saved: the last good weights are re-issued under the next version instead.
+An episode's updates run in slices (`publish_every`), each slice's weights a new version, so a learner that trains
+while the next episodes run hands the robot fresher weights than the last finished episode's.
 """
 from __future__ import annotations
 
 import json
 import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +47,13 @@ class Work:
 @dataclass
 class Result:
     """What to publish after some work: `weights` (safetensors bytes of `version`), with the log row of a trained
-    episode, or the reason the last good weights were re-issued instead."""
+    episode, or the reason the last good weights were re-issued instead. `trained_through` is the episode whose owed
+    updates are all done once this is published (None: some are still to come)."""
     weights: bytes
     version: int
     row: dict | None = None
     error: str = ""
+    trained_through: int | None = None
 
 
 class ResumableLearner:
@@ -116,19 +121,31 @@ class ResumableLearner:
         self._add_to_store(stored)
         return Work(episode, outcome, len(actions), float(raw.interventions.mean())), note
 
-    def run(self, work: Work) -> Result:
-        """UTD 1 for one episode's steps (a failure re-issues the last good weights), or the re-issue alone for an
-        episode that stored nothing: a graph waiting for a version newer than its last episode's goes on."""
+    def run(self, work: Work, publish_every: int = 0) -> Iterator[Result]:
+        """UTD 1 for one episode's steps in slices of `publish_every` updates (0: one slice), each slice's weights
+        a new version; the last also saves the checkpoint and logs the episode. A failure re-issues the last good
+        weights; so does an episode that stored nothing, so a graph waiting for a version newer than its last
+        episode's goes on."""
         if work.steps == 0:
-            return Result(self._reissue_last_good(), self.version, error=work.error)
+            yield Result(self._reissue_last_good(), self.version, error=work.error, trained_through=work.episode)
+            return
+        size, done, metrics = publish_every or work.steps, 0, []
         try:
+            while done < work.steps:
+                count = min(size, work.steps - done)
+                with self.lock:
+                    metrics += self._updates(count)
+                done += count
+                if done < work.steps:
+                    yield Result(self.last_blob, self.version)
             with self.lock:
-                row = self._train(work)
-            return Result(self.last_blob, self.version, row=row)
+                row = self._episode_trained(work, metrics)
         except Exception as err:  # noqa: BLE001
-            return Result(self._reissue_last_good(), self.version,
-                          error=f"updates after episode {work.episode} failed; the last good weights stay in "
-                                f"service: {err!r}\n{traceback.format_exc()}")
+            yield Result(self._reissue_last_good(), self.version, trained_through=work.episode,
+                         error=f"updates after episode {work.episode} failed; the last good weights stay in "
+                               f"service: {err!r}\n{traceback.format_exc()}")
+            return
+        yield Result(self.last_blob, self.version, row=row, trained_through=work.episode)
 
     def save(self) -> bool:
         with self.lock:
@@ -159,14 +176,18 @@ class ResumableLearner:
         for segment in intervention_segments(episode):
             self.store.add(segment)
 
-    def _train(self, work: Work) -> dict:
-        """The updates, then the checkpoint and the log row (raises on non-finite weights, before saving any)."""
-        metrics = [self.poco.update(self._sample()).__dict__ for _ in range(work.steps)]
+    def _updates(self, count: int) -> list[dict]:
+        """`count` updates, then a new version of the weights (raises on non-finite weights, before any is kept)."""
+        metrics = [self.poco.update(self._sample()).__dict__ for _ in range(count)]
         if not self._weights_finite():
             raise FloatingPointError("non-finite actor or critic weights after the updates")
         self.version += 1
-        self.trained_episodes += 1
         self.last_blob = policy_to_bytes(self.policy, self.version)
+        return metrics
+
+    def _episode_trained(self, work: Work, metrics: list[dict]) -> dict:
+        """All of an episode's updates are done: the checkpoint and the log row."""
+        self.trained_episodes += 1
         self._save()
         summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]}
         row = {"episode": work.episode, "outcome": work.outcome, "steps": work.steps,

@@ -54,6 +54,8 @@ class PolicyVersion(Record):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     policy_type: str
     message: str = Field("", description="on policy/active: why the last weights received were refused, if they were")
+    trained_through: int = Field(-1, ge=-1, description="on policy/version: the newest online episode whose updates "
+                                                         "these weights hold (-1: none)")
 
 
 class ArmStatus(Record):

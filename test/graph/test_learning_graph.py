@@ -85,13 +85,16 @@ def test_learner_trains_online_persists_and_resumes(prior, tmp_path):
     sets = ["mujoco_bridge.task=reach", f"policy.checkpoint={prior}", f"learner.checkpoint={prior}",
             f"learner.dataset={demos}", f"learner.output_dir={out}", "learner.poco.batch_size=16",
             "learner.poco.num_candidates=4", "learner.poco.warmup_updates=0", "learner.poco.critic_pretrain_updates=5",
-            "learner.poco.critic_hidden=32", "episode_manager.max_steps=25"]
+            "learner.poco.critic_hidden=32", "episode_manager.max_steps=25", "learner.publish_every=10"]
     first = tmp_path / "first.jsonl"
     proc = bringup.start_graph("config/graphs/sim_poco.yaml", "learn_ci", sets + ["episode_manager.num_episodes=2",
                                                       f"episode_manager.results_path={first}"])
     assert proc.wait(timeout=240) == 0, proc.logs
     log = read_jsonl(out / "learner_log.jsonl")
-    assert [r["version"] for r in log] == [1, 2]
+    # policy_sync continuous (config/poco.yaml): an episode's updates (one per step) go out in versions of <= 10
+    # updates, and the graph exits only once the last episode's are all done
+    slices = [-(-r["steps"] // 10) for r in log]
+    assert [r["version"] for r in log] == list(np.cumsum(slices)) and len(log) == 2
     assert all("critic_loss" in r for r in log), [line for line in proc.logs["learner"] if "stored" in line]  # every episode was stored and trained on
     assert all(np.isfinite(r["critic_loss"]) and 0.0 <= r["q_clip_ratio"] <= 1.0 for r in log)
     stored = load_episodes(out / "replay")
@@ -101,14 +104,14 @@ def test_learner_trains_online_persists_and_resumes(prior, tmp_path):
         assert 24 <= len(ep.actions) <= result["steps"] + 1, (len(ep.actions), result)
         assert ep.states.shape[1] == STATE_DIM
     config = json.loads((out / "checkpoint" / "config.json").read_text())
-    assert config["version"] == 2 and (out / "checkpoint" / "critic.safetensors").exists()
+    assert config["version"] == log[-1]["version"] and (out / "checkpoint" / "critic.safetensors").exists()
     updates_before = log[-1]["updates"]
 
     proc = bringup.start_graph("config/graphs/sim_poco.yaml", "learn_ci", sets + ["episode_manager.num_episodes=1",
                                                       f"episode_manager.results_path={tmp_path / 'second.jsonl'}"])
     assert proc.wait(timeout=240) == 0, proc.logs
     log = read_jsonl(out / "learner_log.jsonl")
-    assert [r["version"] for r in log] == [1, 2, 3]  # resumed from its checkpoint, not from the prior
+    assert log[-1]["version"] == log[-2]["version"] + -(-log[-1]["steps"] // 10)  # resumed, not from the prior
     assert log[-1]["updates"] == updates_before + log[-1]["steps"]
     assert len(load_episodes(out / "replay")) == 3
 
@@ -129,6 +132,7 @@ def test_human_takeover_is_learned_from_as_interventions(prior, tmp_path):
         f"learner.dataset={demos}", f"learner.output_dir={out}", "learner.poco.batch_size=16",
         "learner.poco.num_candidates=2", "learner.poco.warmup_updates=0", "learner.poco.critic_pretrain_updates=2",
         "learner.poco.critic_hidden=32", "episode_manager.max_steps=60", "episode_manager.num_episodes=1",
+        "learner.policy_sync=each_episode",
         f"episode_manager.results_path={tmp_path / 'episodes.jsonl'}"])
     keys = QueueKeys()
     probe = Probe("hil_probe", namespace=ns)

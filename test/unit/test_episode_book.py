@@ -37,7 +37,7 @@ def test_timeout_after_max_steps_and_interrupt_on_the_arms_watchdog(tmp_path):
 
 
 def test_online_rl_waits_for_newer_weights_that_the_policy_node_runs(tmp_path):
-    book = running_book(tmp_path, wait_for_policy_version=True)
+    book = running_book(tmp_path, policy_sync="each_episode")
     book.published_version, book.active_version = 0, 0
     assert not book.waiting_for_weights()                  # the first episode runs the prior
     book.version_at_end = 0                                 # it ended on version 0
@@ -45,4 +45,29 @@ def test_online_rl_waits_for_newer_weights_that_the_policy_node_runs(tmp_path):
     book.published_version = 1
     assert book.waiting_for_weights()                       # published, not yet running in the policy node
     book.active_version = 1
+    assert not book.waiting_for_weights()
+
+
+def test_continuous_sync_waits_for_the_first_weights_a_lagging_learner_and_every_episodes_updates_at_the_end(
+        tmp_path):
+    book = running_book(tmp_path, policy_sync="continuous", num_episodes=3, max_lag_episodes=1)
+    assert book.waiting_for_weights()                       # before the first episode: the learner's weights
+    book.published_version = book.active_version = 0
+    assert not book.waiting_for_weights()
+
+    def run_episode():
+        book.request_end("timeout", "test")
+        book.finish(now=12.0)
+
+    run_episode()                                           # episode 0 owes updates: one episode of lag is allowed
+    assert not book.waiting_for_weights()
+    run_episode()                                           # episodes 0 and 1 owe updates: wait for the learner
+    assert book.waiting_for_weights()
+    book.trained_through = 0
+    assert not book.waiting_for_weights()
+    run_episode()
+    assert book.done and book.waiting_for_weights()         # the exit waits for every episode's updates
+    book.trained_through = 1
+    assert book.waiting_for_weights()
+    book.trained_through = 2
     assert not book.waiting_for_weights()

@@ -1,0 +1,56 @@
+"""The learner's learning side without ROS: an episode's owed updates in published slices (a learner that trains while
+the robot runs), the checkpoint and log row once they are all done, and a failure re-issuing the last good weights."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.policies import policy_from_bytes, save_policy
+from robot_rl.rl.config import POCOConfig
+from robot_rl.rl.replay import Episode
+from robot_rl.rl.resumable import ResumableLearner, Work
+from policy_fixtures import tiny_sim_policy
+
+POCO = POCOConfig(batch_size=8, num_candidates=2, warmup_updates=0, critic_pretrain_updates=0, critic_hidden=16)
+
+
+@pytest.fixture
+def learner(tmp_path):
+    policy = tiny_sim_policy(0)
+    save_policy(policy, tmp_path / "prior", version=0)
+    learner = ResumableLearner(tmp_path / "out", tmp_path / "prior", POCO)
+    rng = np.random.default_rng(0)
+    T, S, D = 20, policy.spec.state_dim, len(policy.spec.action_names)
+    learner.store.add(Episode(rng.normal(size=(T + 1, S)).astype(np.float32),
+                              rng.uniform(-1, 1, (T, D)).astype(np.float32), np.zeros(T, np.float32), False,
+                              np.zeros(T, bool)))
+    return learner
+
+
+def test_an_episodes_updates_go_out_in_slices_and_only_the_last_saves_and_logs(learner):
+    results = list(learner.run(Work(episode=3, outcome="timeout", steps=25, intervention_rate=0.0), publish_every=10))
+    assert [r.version for r in results] == [1, 2, 3]                    # 10 + 10 + 5 updates
+    assert [r.trained_through for r in results] == [None, None, 3]     # only the last holds all of episode 3
+    assert [r.row is not None for r in results] == [False, False, True]
+    assert learner.poco.updates == 25 and results[-1].row["steps"] == 25
+    assert len({r.weights for r in results}) == 3                      # each slice published its own weights
+    assert all(policy_from_bytes(r.weights)[1] == r.version for r in results)
+    saved = json.loads((learner.state_dir / "learner_state.json").read_text())
+    assert saved == {"trained_episodes": 1, "version": 3}
+
+
+def test_without_slices_one_version_per_episode(learner):
+    results = list(learner.run(Work(episode=0, outcome="success", steps=7, intervention_rate=0.0)))
+    assert [(r.version, r.trained_through) for r in results] == [(1, 0)]
+
+
+def test_a_failing_update_reissues_the_last_good_weights_and_counts_the_episode_as_done(learner, monkeypatch):
+    good = list(learner.run(Work(episode=0, outcome="timeout", steps=4, intervention_rate=0.0), publish_every=2))
+    monkeypatch.setattr(learner.poco, "update", lambda batch: (_ for _ in ()).throw(RuntimeError("boom")))
+    results = list(learner.run(Work(episode=1, outcome="timeout", steps=4, intervention_rate=0.0), publish_every=2))
+    assert len(results) == 1 and "boom" in results[0].error and results[0].trained_through == 1
+    reissued, version = policy_from_bytes(results[0].weights)
+    last_good, _ = policy_from_bytes(good[-1].weights)
+    assert version == good[-1].version + 1                             # the last good weights, re-issued
+    assert all(torch.equal(a, b) for a, b in zip(reissued.state_dict().values(), last_good.state_dict().values()))
