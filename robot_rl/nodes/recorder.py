@@ -4,8 +4,8 @@ The node decodes messages; robot_rl.data.frame_grid puts them into frames on the
 robot_rl.data.episode_writer writes those in a background thread (a failed write fails that episode only). A writer
 backlog of more than a second of frames is reported as a warning.
 
-With `bag: true` the raw topics also go into an MCAP file under <root>/bags/, one per recorder run
-(robot_rl.ros.bag).
+With `bag: true` the raw topics also go into a rosbag2 bag (a directory: metadata.yaml and one MCAP file) under
+<root>/bags/, one per recorder run (robot_rl.ros.bag).
 
 An episode is saved once `episode/status` says it ended and its last actions and reward records have arrived (at
 most `end_timeout_s` later), unless `recorder/discard` was called during it (the re-record button). A crash loses at
@@ -69,7 +69,7 @@ class RecorderNode(Node):
                                f"({self.writer.dataset.num_episodes} episodes there)")
 
     def open_bag(self) -> bag.McapBag:
-        path = Path(self.cfg.root, "bags", time.strftime("%Y%m%d-%H%M%S") + ".mcap")
+        path = Path(self.cfg.root, "bags", time.strftime("%Y%m%d-%H%M%S"))
         recording = bag.record(self, path, bag.recorded_topics(self.cfg.cameras))
         self.get_logger().info(f"raw topics -> {path}")
         return recording

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from rosbags.rosbag2 import Reader
 from std_msgs.msg import String
 
 from fault_harness import sockets_besides_dds, wait_graph
@@ -22,7 +23,8 @@ from robot_rl import bringup
 from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.state import STATE_NAMES
-from robot_rl.ros.bag import McapBag
+from robot_rl.ros import contract
+from robot_rl.ros.bag import McapBag, reindex
 from dataset_checks import FPS, check_dataset
 
 pytestmark = pytest.mark.graph
@@ -123,16 +125,26 @@ def test_disk_full_fails_the_current_episode_only(tmp_path, disk):
 
 
 def test_bag_on_a_full_disk_stops_and_reports_instead_of_raising(disk):
-    """The MCAP bag flushes 1 MB chunks, too rarely to hit the full disk in the graph test: checked here directly.
-    A write error in a subscription callback would otherwise take the recorder node down."""
+    """The MCAP bag writes 1 MB chunks, too rarely to hit the full disk in the graph test: checked here directly.
+    A write error in a subscription callback would otherwise take the recorder node down. The chunks written before
+    the disk filled up come back with `reindex`."""
     errors = []
-    bag = McapBag(disk.root / "bags" / "full.mcap", errors.append)
-    bag.add_topic("/t", String)
+    bag = McapBag(disk.root / "bags" / "full", [("/t", String, contract.RELIABLE_10)], errors.append)
+    for _ in range(300):  # 1.2 MB before the disk fills: one complete chunk
+        bag.write("/t", bytes(4096))
+    accepted = 300  # messages written before the error
     disk.fill(os.getpid())
     try:
         for _ in range(2000):  # 8 MB of messages: several chunks
             bag.write("/t", bytes(4096))
+            accepted += not errors
     finally:
         disk.free(os.getpid())
     bag.close()
     assert len(errors) == 1 and errors[0].errno in (errno.ENOSPC, errno.EFBIG), errors
+    kept = reindex(bag.path)
+    # the chunk completed before the disk filled, at most up to the message whose chunk hit the full disk (closing
+    # the file writes what its buffer held), nothing of the messages dropped after the error
+    assert 200 <= kept <= accepted + 1 < 2300
+    with Reader(bag.path) as reader:
+        assert reader.message_count == sum(1 for _ in reader.messages()) == kept

@@ -45,22 +45,25 @@ def test_record_cli_writes_a_readable_dataset(tmp_path: Path):
         assert outcomes[int(episode)] == outcome and int(frames) == meta["length"]
         assert meta["success"] == {"success": True, "failure": False, "timeout": False}.get(outcome)
     assert reader.tasks == ["reach"]
-    # the raw-topic MCAP bag: every recorded topic with its ros2msg schema, CDR payloads that deserialize
-    from mcap.reader import make_reader
+    # the raw-topic rosbag2 bag: rosbags opens it, every recorded topic with its publishers' offered QoS (the latched
+    # status stays latched on replay), CDR payloads that deserialize with rclpy
     from rclpy.serialization import deserialize_message
+    from rosbags.interfaces import QosDurability
+    from rosbags.rosbag2 import Reader
     from sensor_msgs.msg import JointState
 
-    (bag,) = (root / "bags").glob("*.mcap")
-    counts, joints = {}, []
-    with bag.open("rb") as f:
-        for schema, channel, message in make_reader(f).iter_messages():
-            counts[channel.topic] = counts.get(channel.topic, 0) + 1
-            assert schema.encoding == "ros2msg" and channel.message_encoding == "cdr"
-            if channel.topic == "/robot1/joint_states":
-                joints.append(deserialize_message(message.data, JointState))
-    assert counts["/robot1/joint_states"] >= reader.num_frames and counts["/robot1/cameras/front/image_raw"] > 0
+    (bag,) = (root / "bags").iterdir()
+    with Reader(bag) as bag_reader:
+        conns = {c.topic: c for c in bag_reader.connections}
+        counts = {topic: conn.msgcount for topic, conn in conns.items()}
+        joints = [deserialize_message(raw, JointState)
+                  for _, _, raw in bag_reader.messages([conns["/robot1/joint_states"]])]
+    assert len(joints) == counts["/robot1/joint_states"] >= reader.num_frames
+    assert counts["/robot1/cameras/front/image_raw"] > 0
     assert counts["/robot1/executed_action"] >= reader.num_frames and counts["/robot1/episode/status"] >= 6
     assert len(joints[-1].position) == 8
+    status_qos = conns["/robot1/episode/status"].ext.offered_qos_profiles
+    assert status_qos and all(q.durability == QosDurability.TRANSIENT_LOCAL for q in status_qos)
 
 
 def test_killed_recorder_keeps_earlier_episodes_and_discard_drops_one(tmp_path: Path):
