@@ -25,11 +25,11 @@ from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
 def make_backend(cfg: PolicyConfig):
     """The learned backend (a checkpoint, on torch) or the scripted one (the sim expert, without torch)."""
     if cfg.backend == "learned":
-        from robot_rl.policies import load_policy
+        from robot_rl.policies import load_policy, load_selector
         from robot_rl.policies.learned import LearnedBackend
 
         policy, version = load_policy(Path(cfg.checkpoint))
-        return LearnedBackend(policy, version, cfg.seed)
+        return LearnedBackend(policy, version, cfg.seed, load_selector(Path(cfg.checkpoint), policy))
     from robot_rl.policies.scripted import ScriptedBackend
 
     return ScriptedBackend(cfg.horizon, cfg.noise, cfg.seed)

@@ -13,7 +13,8 @@ _EXPORTS = {
     "FlowMatchingPolicy": "flow", "DiffusionPolicy": "diffusion",
     "build_policy": "checkpoint", "save_policy": "checkpoint", "load_policy": "checkpoint",
     "policy_to_bytes": "checkpoint", "policy_from_bytes": "checkpoint", "sha256_hex": "checkpoint",
-    "CheckpointError": "checkpoint",
+    "CheckpointError": "checkpoint", "selector_from_bytes": "checkpoint", "load_selector": "checkpoint",
+    "ChunkCritic": "critic", "BestOfN": "critic",
 }
 __all__ = list(_EXPORTS)
 

@@ -2,6 +2,8 @@
 
 A checkpoint directory holds `policy.safetensors` and a human-readable `config.json` {spec, version, sha256};
 `load_policy` refuses the weights unless their sha256 matches config.json and the spec/version in both agree.
+Weights may carry a best-of-N selector (a chunk critic, `selector.*` tensors + its shape and N in the metadata):
+the learner's best_of_n mode publishes it so the policy node chooses chunks as the learner does.
 Everything that can go wrong with a file raises `CheckpointError` naming the problem.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from robot_rl.policies.base import ChunkPolicy, PolicySpec
+from robot_rl.policies.critic import BestOfN, ChunkCritic
 from robot_rl.policies.normalizer import Normalizer
 
 FORMAT = "robot_rl.policy"
@@ -27,6 +30,7 @@ FORMAT_VERSION = "1"
 WEIGHTS_FILE = "policy.safetensors"
 CONFIG_FILE = "config.json"
 MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
+SELECTOR = "selector."  # tensor-name prefix (and metadata key) of a best-of-N selector's critic
 # type -> "module:class"; each is imported when a policy of that type is built, so loading a flow checkpoint does not
 # pull in diffusers, nor a diffusion one transformers
 POLICY_TYPES: dict[str, str] = {"flow": "robot_rl.policies.flow:FlowMatchingPolicy",
@@ -57,11 +61,15 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def policy_to_bytes(policy: ChunkPolicy, version: int) -> bytes:
-    """safetensors bytes of the state dict (weights + normaliser) with format, spec JSON and version as metadata."""
+def policy_to_bytes(policy: ChunkPolicy, version: int, selector: BestOfN | None = None) -> bytes:
+    """safetensors bytes of the state dict (weights + normaliser) with format, spec JSON and version as metadata,
+    and the selector's critic when there is one."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in policy.state_dict().items()}
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": policy.spec.model_dump_json(),
                 "version": str(int(version))}
+    if selector is not None:
+        tensors |= {SELECTOR + name: t.detach().cpu().contiguous() for name, t in selector.critic.state_dict().items()}
+        metadata[SELECTOR] = json.dumps({**selector.critic.shape, "num_candidates": selector.num_candidates})
     return save_safetensors(tensors, metadata=metadata)
 
 
@@ -127,9 +135,27 @@ def policy_from_bytes(data: bytes, expected_sha256: str | None = None) -> tuple[
     except SafetensorError as e:
         raise CheckpointError(f"corrupt safetensors data: {e}") from None
     policy = build_policy(spec)
+    tensors = {name: t for name, t in tensors.items() if not name.startswith(SELECTOR)}
     _check_tensors(tensors, policy.state_dict())
     policy.load_state_dict(tensors)
     return policy.eval(), version
+
+
+def selector_from_bytes(data: bytes, policy: ChunkPolicy) -> BestOfN | None:
+    """The best-of-N selector that `policy_to_bytes` stored with `policy`'s weights, or None (one sample per chunk)."""
+    raw = _read_metadata(data).get(SELECTOR)
+    if raw is None:
+        return None
+    try:
+        shape = json.loads(raw)
+        num_candidates = int(shape.pop("num_candidates"))
+        critic = ChunkCritic(policy.encoder.out_dim, policy.spec.horizon * policy.spec.action_dim, **shape)
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"invalid selector in metadata: {raw!r} ({e})") from None
+    tensors = {name[len(SELECTOR):]: t for name, t in load_safetensors(data).items() if name.startswith(SELECTOR)}
+    _check_tensors(tensors, critic.state_dict())
+    critic.load_state_dict(tensors)
+    return BestOfN(critic.eval(), num_candidates)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -138,11 +164,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_policy(policy: ChunkPolicy, directory: str | os.PathLike, version: int) -> str:
+def save_policy(policy: ChunkPolicy, directory: str | os.PathLike, version: int,
+                selector: BestOfN | None = None) -> str:
     """Write `policy.safetensors` and `config.json` into `directory` (each replaced atomically); returns the sha256."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    data = policy_to_bytes(policy, version)
+    data = policy_to_bytes(policy, version, selector)
     digest = sha256_hex(data)
     _write_atomic(directory / WEIGHTS_FILE, data)
     config = {"spec": policy.spec.model_dump(), "version": int(version), "sha256": digest}
@@ -170,3 +197,8 @@ def load_policy(directory: str | os.PathLike) -> tuple[ChunkPolicy, int]:
         raise CheckpointError(f"{CONFIG_FILE} (version {version}) disagrees with {WEIGHTS_FILE} "
                               f"(version {weights_version}) on the spec or version")
     return policy, version
+
+
+def load_selector(directory: str | os.PathLike, policy: ChunkPolicy) -> BestOfN | None:
+    """The selector saved with `load_policy(directory)`'s weights, or None."""
+    return selector_from_bytes((Path(directory) / WEIGHTS_FILE).read_bytes(), policy)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot_rl.policies.base import ChunkPolicy
-from robot_rl.policies.checkpoint import CONFIG_FILE, CheckpointError, policy_from_bytes, sha256_hex
+from robot_rl.policies.checkpoint import (CONFIG_FILE, CheckpointError, policy_from_bytes, selector_from_bytes,
+                                          sha256_hex)
+from robot_rl.policies.critic import BestOfN
 from robot_rl.policies.learned import LearnedBackend, required_streams
 
 
@@ -31,7 +33,8 @@ class WeightUpdate:
         self.sha256 = json.loads((Path(checkpoint) / CONFIG_FILE).read_text())["sha256"]
         self.announced: dict[int, str] = {}  # version -> sha256, from the version records
         self.unannounced: tuple[bytes, str] | None = None  # the newest weights (+ digest) whose record has not come
-        self.staged: tuple[ChunkPolicy, int, str] | None = None  # checked, waiting for an episode boundary
+        # checked, waiting for an episode boundary: (policy, its selector, version, sha256)
+        self.staged: tuple[ChunkPolicy, BestOfN | None, int, str] | None = None
         self.in_episode = False
 
     def active(self) -> ActiveWeights:
@@ -65,6 +68,7 @@ class WeightUpdate:
     def _consider(self, blob: bytes, digest: str) -> ActiveWeights | None:
         try:
             policy, version = policy_from_bytes(blob, expected_sha256=digest)
+            selector = selector_from_bytes(blob, policy)
         except CheckpointError as err:
             return self._refuse(str(err))
         running = self.backend
@@ -79,9 +83,9 @@ class WeightUpdate:
             return self._refuse(f"weights observe {required_streams(policy.spec)} (state dim "
                                 f"{policy.spec.state_dim}), the running policy {running.required_streams} (state dim "
                                 f"{running.policy.spec.state_dim})")
-        if version <= running.version or (self.staged is not None and version <= self.staged[1]):
+        if version <= running.version or (self.staged is not None and version <= self.staged[2]):
             return None  # not newer than what runs or waits for the next episode (versions may arrive out of order)
-        self.staged = (policy, version, digest)
+        self.staged = (policy, selector, version, digest)
         return None if self.in_episode else self._swap()
 
     def _refuse(self, reason: str) -> ActiveWeights:
@@ -90,7 +94,7 @@ class WeightUpdate:
     def _swap(self) -> ActiveWeights | None:
         if self.staged is None:
             return None
-        policy, version, self.sha256 = self.staged
+        policy, selector, version, self.sha256 = self.staged
         self.staged = None
-        self.backend.swap(policy, version)
+        self.backend.swap(policy, version, selector)
         return self.active()

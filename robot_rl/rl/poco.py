@@ -23,10 +23,10 @@ import copy
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from robot_rl.policies.base import ChunkPolicy
+from robot_rl.policies.critic import BestOfN, ChunkCritic
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.replay import ChunkBatch
 
@@ -39,30 +39,6 @@ def posterior_weights(q: torch.Tensor, temperature: float) -> torch.Tensor:
 def clipped_posterior_loss(weights: torch.Tensor, losses: torch.Tensor, clip: float) -> torch.Tensor:
     """M-step term Σ_j w_j · min(ℓ_θ(A^j|s), ζ), averaged over the batch; clipped candidates get no gradient."""
     return (weights * losses.clamp(max=clip)).sum(1).mean()
-
-
-class ChunkCritic(nn.Module):
-    """Ensemble of Q(s, A) MLPs with LayerNorm on the observation features and the flattened normalised chunk.
-    The features are the policy's own encoding of s (normalised state, ⊕ image features for camera policies),
-    taken without gradient: the critic never trains the policy's image encoder."""
-
-    def __init__(self, feature_dim: int, chunk_dim: int, hidden: int, depth: int, ensemble: int):
-        super().__init__()
-
-        def mlp() -> nn.Sequential:
-            layers: list[nn.Module] = []
-            width = feature_dim + chunk_dim
-            for _ in range(depth):
-                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.Mish()]
-                width = hidden
-            return nn.Sequential(*layers, nn.Linear(width, 1))
-
-        self.members = nn.ModuleList(mlp() for _ in range(ensemble))
-
-    def forward(self, features: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
-        """(K, B) values for observation features (B, F) and chunks (B, H, D)."""
-        x = torch.cat([features, chunk.flatten(1)], dim=-1)
-        return torch.stack([m(x).squeeze(-1) for m in self.members])
 
 
 def observation_batch(states, images: dict | None = None) -> dict:
@@ -123,12 +99,15 @@ class POCOLearner:
     def act(self, obs: dict) -> torch.Tensor:
         """Normalised chunks (B, H, D) to execute: a policy sample, or the best of N under Q in best_of_n mode."""
         self.policy.eval()
-        if self.cfg.mode != "best_of_n":
+        selector = self.selector()
+        if selector is None:
             return self.policy.sample_normalized(obs, 1, self.generator)[:, 0]
-        candidates = self.policy.sample_normalized(obs, self.cfg.num_candidates, self.generator)  # (B, N, H, D)
-        B, N = candidates.shape[:2]
-        q = self._target_q(self._features(obs).repeat_interleave(N, 0), candidates.flatten(0, 1)).view(B, N)
-        return candidates[torch.arange(B), q.argmax(1)]
+        return selector.choose(self.policy, obs, self.generator)
+
+    def selector(self) -> BestOfN | None:
+        """How chunks are chosen when acting, wherever the policy runs: best of N under the target critic in
+        best_of_n mode (published with the weights), else one sample."""
+        return BestOfN(self.critic_target, self.cfg.num_candidates) if self.cfg.mode == "best_of_n" else None
 
     # ---- learning -------------------------------------------------------------------------------------------------
     def update(self, batch: ChunkBatch, train_actor: bool = True) -> UpdateMetrics:

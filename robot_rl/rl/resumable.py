@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from robot_rl.policies import load_policy, policy_from_bytes, policy_to_bytes, save_policy
+from robot_rl.policies import (load_policy, policy_from_bytes, policy_to_bytes, save_policy,
+                               selector_from_bytes)
 from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.offline import offline_episodes
@@ -83,7 +84,8 @@ class ResumableLearner:
                           for episode in resumed[self.trained_episodes:]]  # persisted; the learner died first
         self.rng = np.random.default_rng(seed)
         self.critic_warmup = 0 if self.resuming or not len(self.store) else poco.critic_pretrain_updates
-        self.last_blob = policy_to_bytes(policy, self.version)  # the newest good weights, served after a failure
+        # the newest good weights (with the critic that chooses chunks in best_of_n mode), served after a failure
+        self.last_blob = policy_to_bytes(policy, self.version, self.poco.selector())
 
     @property
     def policy(self):
@@ -161,7 +163,7 @@ class ResumableLearner:
         tmp = self.state_dir / f".{CRITIC_FILE}.tmp"
         save_file(self.poco.critic_tensors(), tmp)
         tmp.replace(self.state_dir / CRITIC_FILE)
-        save_policy(self.policy, self.state_dir, self.version)
+        save_policy(self.policy, self.state_dir, self.version, self.poco.selector())
         tmp = self.state_dir / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps({"trained_episodes": self.trained_episodes, "version": self.version}) + "\n")
         tmp.replace(self.state_dir / STATE_FILE)
@@ -182,7 +184,7 @@ class ResumableLearner:
         if not self._weights_finite():
             raise FloatingPointError("non-finite actor or critic weights after the updates")
         self.version += 1
-        self.last_blob = policy_to_bytes(self.policy, self.version)
+        self.last_blob = policy_to_bytes(self.policy, self.version, self.poco.selector())
         return metrics
 
     def _episode_trained(self, work: Work, metrics: list[dict]) -> dict:
@@ -200,9 +202,10 @@ class ResumableLearner:
     def _reissue_last_good(self) -> bytes:
         """The last good weights under the next version number."""
         policy, _ = policy_from_bytes(self.last_blob)
+        selector = selector_from_bytes(self.last_blob, policy)
         with self.lock:
             self.version += 1
-            self.last_blob = policy_to_bytes(policy, self.version)
+            self.last_blob = policy_to_bytes(policy, self.version, selector)
             return self.last_blob
 
     def _weights_finite(self) -> bool:

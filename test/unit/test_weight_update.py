@@ -65,3 +65,39 @@ def test_no_swap_mid_episode(update):
     assert update.backend.version == 0
     assert update.episode_ended() == ActiveWeights(1, sha256_hex(blob))
     assert update.backend.version == 1 and update.episode_ended() is None
+
+
+def test_weights_with_a_critic_make_the_backend_pick_the_best_of_n_under_it(update):
+    """best_of_n through the graph: the learner's weights carry its critic, and the backend then executes the one of
+    N candidates the critic values most (recomputed here from the same generator), not a single sample."""
+    import numpy as np
+    import torch
+
+    from robot_rl.core.observation import Observation
+    from robot_rl.core.state import EE_POSE_STREAM, JOINT_STATES_STREAM, state_from_streams
+    from robot_rl.policies import BestOfN, ChunkCritic, selector_from_bytes
+
+    policy = tiny_sim_policy(1, **SMALL)
+    spec = policy.spec
+    torch.manual_seed(0)
+    critic = ChunkCritic(policy.encoder.out_dim, spec.horizon * spec.action_dim, hidden=8, depth=1, ensemble=2)
+    blob = policy_to_bytes(policy, version=1, selector=BestOfN(critic, 16))
+    assert selector_from_bytes(policy_to_bytes(policy, 1), policy) is None   # plain weights: one sample per chunk
+    update.on_version(1, sha256_hex(blob))
+    assert update.on_weights(blob) == ActiveWeights(1, sha256_hex(blob))
+    backend = update.backend
+    assert backend.selector.num_candidates == 16
+
+    obs = Observation(0.0, {JOINT_STATES_STREAM: np.zeros(8),
+                            EE_POSE_STREAM: (np.array([0.4, 0.0, 0.3]), np.array([1.0, 0.0, 0.0, 0.0]))})
+    backend.reset(episode=3)
+    chosen = backend.act(obs)
+    generator = torch.Generator().manual_seed(backend.seed * 100_003 + 3)   # as backend.reset seeds it
+    batch = {"state": torch.as_tensor(state_from_streams(obs.values))[None]}
+    with torch.no_grad():
+        candidates = policy.sample_normalized(batch, 16, generator)[0]      # (N, H, D)
+        q = critic(policy.encode(batch).repeat(16, 1), candidates).mean(0)
+    best = policy.normalizer.unnormalize_actions(candidates[q.argmax()])
+    first = policy.normalizer.unnormalize_actions(candidates[0])
+    assert np.allclose(chosen, best[: spec.execute_steps].numpy(), atol=1e-5)
+    assert q.argmax() != 0 and not np.allclose(chosen, first[: spec.execute_steps].numpy())
