@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN := source scripts/ros_env.sh &&
 
-.PHONY: install install-test demo test bench clean
+.PHONY: install install-test demo test bench interop clean
 
 install:
 	@VENV=$(VENV) bash scripts/install.sh
@@ -20,6 +20,9 @@ test: install-test
 
 bench: install
 	$(RUN) $(PY) -m bench
+
+interop: install
+	bash scripts/lerobot_interop.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

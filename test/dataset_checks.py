@@ -31,8 +31,10 @@ def check_dataset(root: Path) -> LeRobotReader:
         n = meta["length"]
         assert n >= 3 and ep["state"].shape == (n, len(STATE_NAMES)) and ep["action"].shape == (n, 7)
         assert ep["images.front"].shape == (n, 48, 48, 3) and ep["images.front"].std() > 1.0
-        # frames sit on the 15 Hz grid of the robot clock, strictly increasing, from 0
-        slots = ep["timestamp"] * FPS
+        # timestamp is the nominal grid LeRobot looks video frames up on; the measured robot-clock stamps sit on
+        # the 15 Hz grid too, strictly increasing, from 0
+        np.testing.assert_array_equal(ep["timestamp"], (np.arange(n) / FPS).astype(np.float32))
+        slots = ep["measured_timestamp"] * FPS
         assert abs(slots[0]) < 1e-3 and np.all(np.diff(slots) > 0.5) and np.abs(slots - np.round(slots)).max() < 0.1
         assert ep["done"][-1] and not ep["done"][:-1].any()
         # the scripted expert moves the arm: EE deltas within the safety limit, and the state follows them

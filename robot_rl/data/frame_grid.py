@@ -5,7 +5,8 @@ sample at or after the next grid time opens frame t (t = its stamp); the frame i
 at t has arrived (its target time is t; `teleop` marks an intervention) and `ee_pose` has reached t. Then:
 state = observation_state(ee_pose, joint_states) at t, images = the newest frame at or before t per camera (resized to
 the dataset size), reward = the reward record one action period after t (0 when none comes), done on the episode's
-last frame. Frames go to `on_frame` in order, as keyword arguments of LeRobotWriter.add_frame (less the task).
+last frame, measured_timestamp = t since the episode's first frame (the dataset's `timestamp` is the nominal
+frame_index / fps). Frames go to `on_frame` in order, as keyword arguments of LeRobotWriter.add_frame (less the task).
 """
 from __future__ import annotations
 
@@ -197,4 +198,4 @@ class FrameGrid:
         self.on_frame(dict(state=frame["state"], action=frame["action"], done=done,
                            reward=self.rewards.pop(key)[0] if key is not None else 0.0,
                            is_intervention=frame["is_intervention"], images=frame["images"],
-                           timestamp=frame["t"] - self.first_t))
+                           measured_timestamp=frame["t"] - self.first_t))

@@ -1,15 +1,22 @@
-"""LeRobot v3.0 datasets: a crash-safe streaming writer and a validating reader (numpy, pyarrow, OpenCV).
+"""LeRobot v3.0 datasets: a crash-safe streaming writer and a validating reader (numpy, pyarrow, PyAV).
 
 Layout under `root`:
-    meta/info.json, meta/stats.json, meta/tasks.parquet, meta/episodes/chunk-000/file-000.parquet
+    meta/info.json, meta/stats.json, meta/tasks.parquet, meta/episodes/chunk-CCC/file-FFF.parquet
     data/chunk-CCC/file-FFF.parquet, videos/observation.images.<cam>/chunk-CCC/file-FFF.mp4
-The writer gives every episode its own data file and video files (file index = episode index mod chunks_size;
-`data_files_size_in_mb = video_files_size_in_mb = 0` tells LeRobot's own writer to roll over after every episode
-too). Readers locate frames through the chunk/file indices stored per episode in meta/episodes, as v3 specifies.
+What LeRobot (0.6.1, `LeRobotDataset`) requires, and this writer keeps: `timestamp` = frame_index / fps exactly
+(LeRobot looks video frames up at that time, within 0.1 ms), positive file sizes in info.json, tasks.parquet indexed
+by the task string, min / max / mean / std / count and the quantiles q01..q99 in stats.json and per episode, and
+videos in AV1 with LeRobot's default encoder settings (PyAV / SVT-AV1), so LeRobot's own writer can resume the
+dataset. A time measured on the robot's clock goes into its own column, `complementary_info.measured_timestamp`.
+
+The writer gives every episode its own data, video and episodes-metadata files (the next file after the last
+episode's, so datasets LeRobot appended to, which share files between episodes, can be resumed too). Readers locate
+frames through the chunk/file indices stored per episode in meta/episodes, as v3 specifies.
 
 Durability: an episode's files are written under temporary names and renamed into place once complete, then the
 meta files are rewritten atomically, info.json last: info.json's totals are the commit record. A crash loses at
-most the episode being recorded; reopening the root with a writer appends to what was committed.
+most the episode being recorded; reopening the root with a writer removes its leftovers and appends to what was
+committed.
 """
 from __future__ import annotations
 
@@ -17,11 +24,12 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import cv2
+import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,20 +38,25 @@ logger = logging.getLogger(__name__)
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
+# LeRobot's defaults (it rolls its own writes over at these sizes; every episode of this writer has its own files)
+DATA_FILES_SIZE_IN_MB = 100
+VIDEO_FILES_SIZE_IN_MB = 200
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
-EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
-# LeRobot encodes AV1 (libsvtav1) through PyAV; opencv-python-headless can only write MPEG-4 Part 2 ("mp4v") here.
-VIDEO_CODEC = "mp4v"
+# LeRobot's default video encoding (RGBEncoderConfig): AV1 through SVT-AV1, GOP 2, CRF 30, preset 12, yuv420p.
+VIDEO_ENCODER = {"g": 2, "crf": 30, "preset": 12, "fast_decode": 0}
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}   # LeRobot's DEFAULT_QUANTILES
 
 STATE = "observation.state"
 ACTION = "action"
 REWARD = "next.reward"
 DONE = "next.done"
 INTERVENTION = "complementary_info.is_intervention"
+MEASURED_TIMESTAMP = "complementary_info.measured_timestamp"
 IMAGE_PREFIX = "observation.images."
 INDEX_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 REQUIRED_INFO_KEYS = ("codebase_version", "fps", "features", "total_episodes", "total_frames", "total_tasks",
@@ -84,6 +97,17 @@ def _write_json(obj: Any, path: Path) -> None:
     _commit(tmp, path)
 
 
+def _tasks_table(tasks: Sequence[str]) -> pa.Table:
+    """tasks.parquet as pandas writes a frame indexed by the task string (LeRobot reads it with pandas and looks
+    tasks up by that index; without the pandas metadata the index would be the row number)."""
+    columns = [{"name": name, "field_name": name, "pandas_type": pandas_type, "numpy_type": numpy_type,
+                "metadata": None}
+               for name, pandas_type, numpy_type in (("task_index", "int64", "int64"), ("task", "unicode", "object"))]
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())})
+    pandas_meta = {"index_columns": ["task"], "column_indexes": [], "columns": columns}
+    return table.replace_schema_metadata({"pandas": json.dumps(pandas_meta)})
+
+
 def _fixed_list(values: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
 
@@ -96,80 +120,122 @@ def _vector(table: pa.Table, name: str) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False).reshape(len(col), 1)
 
 
+def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
+    """The file after (chunk, file), as LeRobot numbers them."""
+    return (chunk + 1, 0) if file + 1 >= chunks_size else (chunk, file + 1)
+
+
 def _video_frame_count(path: Path) -> int:
-    """Frame count from the mp4 container (the sample table the muxer wrote); -1 when unreadable."""
-    cap = cv2.VideoCapture(str(path))
+    """Frame count from the mp4 container (the sample table the muxer wrote); -1 when missing or unreadable."""
     try:
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
-    finally:
-        cap.release()
+        with av.open(str(path)) as container:
+            return container.streams.video[0].frames
+    except (av.error.FFmpegError, IndexError):
+        return -1
 
 
-def _read_video(path: Path, start: int, count: int) -> np.ndarray:
-    """(count, H, W, 3) uint8 RGB frames starting at frame `start`."""
-    cap = cv2.VideoCapture(str(path))
-    try:
+def _read_video(path: Path, start: int, count: int, fps: float) -> np.ndarray:
+    """(count, H, W, 3) uint8 RGB frames from frame `start` (time start / fps): seek to the keyframe before it, then
+    decode; frames are identified by their presentation time, so a gap in the file is an error, not a shift."""
+    frames: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
         if start:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
-        frames = []
-        for _ in range(count):
-            ok, frame = cap.read()
-            if not ok:
-                raise DatasetError(f"{path}: decoded {len(frames)} frames from frame {start}, expected {count}")
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
-    return np.stack(frames)
+            container.seek(int(start / fps / stream.time_base), stream=stream)
+        for frame in container.decode(stream):
+            index = round(frame.time * fps)
+            if index < start:
+                continue
+            if index != start + len(frames):
+                raise DatasetError(f"{path}: frame {start + len(frames)} missing (next decoded frame is {index})")
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                return np.stack(frames)
+    raise DatasetError(f"{path}: decoded {len(frames)} frames from frame {start}, expected {count}")
 
 
-@dataclass
-class _Moments:
-    """Running count / mean / sum of squared deviations / min / max, mergeable across batches (Chan et al.)."""
+class _VideoEncoder:
+    """One camera's episode video, encoded as frames arrive: AV1 with LeRobot's default settings, frame k at k/fps."""
 
-    count: int
-    mean: np.ndarray
-    m2: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
+    def __init__(self, path: Path, fps: float, image_shape: tuple[int, int, int]):
+        os.environ.setdefault("SVT_LOG", "1")   # SVT-AV1 prints a banner and notes per video otherwise; errors stay
+        self.path = path
+        self.container = av.open(str(path), "w", format="mp4")
+        options = {"g": str(VIDEO_ENCODER["g"]), "crf": str(VIDEO_ENCODER["crf"]),
+                   "preset": str(VIDEO_ENCODER["preset"]), "svtav1-params": f"fast-decode={VIDEO_ENCODER['fast_decode']}"}
+        self.stream = self.container.add_stream("libsvtav1", rate=Fraction(fps).limit_denominator(1001),
+                                                options=options)
+        self.stream.height, self.stream.width = image_shape[:2]
+        self.stream.pix_fmt = "yuv420p"
 
-    @classmethod
-    def of(cls, x: np.ndarray) -> _Moments:
-        """Moments of the rows of x (N, D)."""
-        x = x.astype(np.float64)
-        mean = x.mean(axis=0)
-        return cls(len(x), mean, ((x - mean) ** 2).sum(axis=0), x.min(axis=0), x.max(axis=0))
+    def write(self, image: np.ndarray) -> None:
+        try:
+            self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        except av.error.FFmpegError as err:   # a full disk, an I/O error
+            raise DatasetError(f"{self.path}: encoding failed ({err})") from err
 
-    @classmethod
-    def of_image(cls, image: np.ndarray) -> _Moments:
-        """Per-channel moments of one HxWx3 uint8 frame in [0, 1], counted as one sample (LeRobot's convention)."""
-        pixels = image.reshape(-1, image.shape[-1]).astype(np.float64) / 255.0
-        moments = cls.of(pixels)
-        return cls(1, moments.mean, moments.m2 / len(pixels), moments.min, moments.max)
+    def close(self) -> None:
+        """Flush the encoder and write the container's index."""
+        try:
+            self.container.mux(self.stream.encode(None))
+            self.container.close()
+        except av.error.FFmpegError as err:
+            raise DatasetError(f"{self.path}: finishing the video failed ({err})") from err
 
-    def merge(self, other: _Moments | None) -> _Moments:
-        if other is None:
-            return self
-        n = self.count + other.count
-        delta = other.mean - self.mean
-        mean = self.mean + delta * other.count / n
-        m2 = self.m2 + other.m2 + delta**2 * self.count * other.count / n
-        return _Moments(n, mean, m2, np.minimum(self.min, other.min), np.maximum(self.max, other.max))
 
-    def to_json(self, shape: tuple[int, ...]) -> dict[str, list]:
-        std = np.sqrt(self.m2 / self.count)
-        return {"min": self.min.reshape(shape).tolist(), "max": self.max.reshape(shape).tolist(),
-                "mean": self.mean.reshape(shape).tolist(), "std": std.reshape(shape).tolist(), "count": [self.count]}
+def _vector_stats(x: np.ndarray) -> dict[str, np.ndarray]:
+    """LeRobot's per-feature statistics of the rows of x (N, D); the quantiles are exact ("inverted CDF", which
+    LeRobot's histogram estimate approximates)."""
+    x = x.astype(np.float64)
+    stats = {"min": x.min(axis=0), "max": x.max(axis=0), "mean": x.mean(axis=0), "std": x.std(axis=0),
+             "count": np.array([len(x)])}
+    for key, q in QUANTILES.items():
+        stats[key] = np.quantile(x, q, axis=0, method="inverted_cdf")
+    return stats
 
-    @classmethod
-    def from_json(cls, d: dict[str, list]) -> _Moments:
-        count = int(d["count"][0])
-        flat = {k: np.asarray(d[k], dtype=np.float64).reshape(-1) for k in ("mean", "std", "min", "max")}
-        return cls(count, flat["mean"], flat["std"] ** 2 * count, flat["min"], flat["max"])
+
+def _image_stats(histogram: np.ndarray, frames: int) -> dict[str, np.ndarray]:
+    """LeRobot's per-channel statistics of an episode's pixels in [0, 1], shaped (3, 1, 1), counted in frames, from
+    the per-channel histogram (3, 256) of their uint8 values (so exact, quantiles included)."""
+    levels = np.arange(256) / 255.0
+    total = histogram.sum(axis=1, keepdims=True)
+    mean = (histogram * levels).sum(axis=1) / total[:, 0]
+    variance = (histogram * (levels - mean[:, None]) ** 2).sum(axis=1) / total[:, 0]
+    seen = histogram > 0
+    stats = {"min": levels[seen.argmax(axis=1)], "max": levels[255 - seen[:, ::-1].argmax(axis=1)], "mean": mean,
+             "std": np.sqrt(variance)}
+    cumulative = histogram.cumsum(axis=1)
+    for key, q in QUANTILES.items():
+        target = np.maximum(np.ceil(q * total[:, 0]), 1)
+        stats[key] = levels[[np.searchsorted(row, t) for row, t in zip(cumulative, target)]]
+    return {**{k: v.reshape(-1, 1, 1) for k, v in stats.items()}, "count": np.array([frames])}
+
+
+def _aggregate_stats(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """LeRobot's aggregate_stats for one feature: pooled mean and std, count-weighted quantiles (a quantile only
+    where every part has it)."""
+    counts = np.array([p["count"][0] for p in parts], dtype=np.float64)
+    weights = (counts / counts.sum()).reshape(-1, *[1] * np.ndim(parts[0]["mean"]))
+    means = np.stack([p["mean"] for p in parts])
+    mean = (weights * means).sum(axis=0)
+    variance = (weights * (np.stack([p["std"] for p in parts]) ** 2 + (means - mean) ** 2)).sum(axis=0)
+    out = {"min": np.min([p["min"] for p in parts], axis=0), "max": np.max([p["max"] for p in parts], axis=0),
+           "mean": mean, "std": np.sqrt(variance), "count": np.array([int(counts.sum())])}
+    for key in QUANTILES:
+        if all(key in p for p in parts):
+            out[key] = (weights * np.stack([p[key] for p in parts])).sum(axis=0)
+    return out
+
+
+def _stats_to_json(stats: dict[str, np.ndarray]) -> dict[str, list]:
+    return {k: np.asarray(v).tolist() for k, v in stats.items()}
 
 
 def make_features(fps: float, state_names: Sequence[str], action_names: Sequence[str], cameras: Sequence[str] = (),
-                  image_shape: tuple[int, int, int] = (64, 64, 3)) -> dict[str, dict]:
-    """The `features` block of info.json: dtype, shape and names of every per-frame field."""
+                  image_shape: tuple[int, int, int] = (64, 64, 3), measured_timestamps: bool = False
+                  ) -> dict[str, dict]:
+    """The `features` block of info.json: dtype, shape and names of every per-frame field (video `info` as
+    LeRobot writes it for its default encoder)."""
     features: dict[str, dict] = {
         STATE: {"dtype": "float32", "shape": [len(state_names)], "names": list(state_names)},
         ACTION: {"dtype": "float32", "shape": [len(action_names)], "names": list(action_names)},
@@ -177,13 +243,17 @@ def make_features(fps: float, state_names: Sequence[str], action_names: Sequence
         DONE: {"dtype": "bool", "shape": [1], "names": None},
         INTERVENTION: {"dtype": "bool", "shape": [1], "names": None},
     }
+    if measured_timestamps:
+        features[MEASURED_TIMESTAMP] = {"dtype": "float64", "shape": [1], "names": None}
     height, width, channels = image_shape
+    video_fps = int(fps) if float(fps).is_integer() else float(fps)
     for cam in cameras:
         features[IMAGE_PREFIX + cam] = {
             "dtype": "video", "shape": [height, width, channels], "names": ["height", "width", "channels"],
-            "info": {"video.height": height, "video.width": width, "video.codec": VIDEO_CODEC,
-                     "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
-                     "video.channels": channels, "has_audio": False}}
+            "info": {"video.height": height, "video.width": width, "video.codec": "av1", "video.pix_fmt": "yuv420p",
+                     "video.fps": video_fps, "video.channels": channels, "has_audio": False,
+                     **{f"video.{k}": v for k, v in VIDEO_ENCODER.items()}, "video.video_backend": "pyav",
+                     "video.extra_options": {}, "is_depth_map": False}}
     features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
     for name in INDEX_FEATURES[1:]:
         features[name] = {"dtype": "int64", "shape": [1], "names": None}
@@ -234,7 +304,8 @@ def _load_info(path: Path) -> dict[str, Any]:
 
 
 class LeRobotReader:
-    """Read-only view of a LeRobot v3.0 dataset; validates metadata, parquet row counts and video frame counts."""
+    """Read-only view of a LeRobot v3.0 dataset (this writer's or LeRobot's); validates metadata, parquet row counts
+    and video frame counts."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -277,7 +348,10 @@ class LeRobotReader:
 
     def _load_episodes(self) -> list[dict[str, Any]]:
         files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
-        rows = [row for f in files for row in pq.read_table(f).to_pylist()]
+        # per-episode stats stay on disk: nothing here reads them, and they are most of each row
+        rows = [row for f in files
+                for row in pq.read_table(f, columns=[c for c in pq.read_schema(f).names
+                                                     if not c.startswith("stats/")]).to_pylist()]
         total = self.info["total_episodes"]
         # info.json is written last: rows past its total belong to an episode whose save did not complete.
         rows = sorted((r for r in rows if r["episode_index"] < total), key=lambda r: r["episode_index"])
@@ -329,8 +403,8 @@ class LeRobotReader:
             for i, ep in enumerate(self.episodes):
                 start, end = self._video_span(i, camera)
                 if end - start != ep["length"]:
-                    raise DatasetError(f"{self.root / EPISODES_PATH}: episode {i} spans {end - start} frames of "
-                                       f"{camera} video but has {ep['length']} parquet rows")
+                    raise DatasetError(f"{self.root / 'meta' / 'episodes'}: episode {i} spans {end - start} frames "
+                                       f"of {camera} video but has {ep['length']} parquet rows")
                 path = self.video_path(i, camera)
                 expected_frames[path] = max(expected_frames.get(path, 0), end)
             for path, frames in expected_frames.items():
@@ -342,7 +416,8 @@ class LeRobotReader:
     # -- frames
     def episode(self, i: int, images: bool = False) -> dict[str, np.ndarray]:
         """Episode i as arrays: state (T, S), action (T, A), reward, done, is_intervention, timestamp,
-        frame_index, index, task_index (T,), plus `images.<cam>` (T, H, W, 3) uint8 RGB when `images`."""
+        frame_index, index, task_index (T,), measured_timestamp (T,) where the dataset has it, plus
+        `images.<cam>` (T, H, W, 3) uint8 RGB when `images`."""
         if not 0 <= i < self.num_episodes:
             raise IndexError(f"episode {i} out of range (dataset has {self.num_episodes})")
         path = self.data_path(i)
@@ -360,13 +435,15 @@ class LeRobotReader:
         out["is_intervention"] = (_vector(table, INTERVENTION)[:, 0].astype(bool) if INTERVENTION in columns
                                   else np.zeros(n, bool))
         out["timestamp"] = _vector(table, "timestamp")[:, 0].astype(np.float32)
+        if MEASURED_TIMESTAMP in columns:
+            out["measured_timestamp"] = _vector(table, MEASURED_TIMESTAMP)[:, 0].astype(np.float64)
         out["frame_index"] = frame_index.astype(np.int64)
         for name in ("index", "task_index"):
             out[name] = _vector(table, name)[:, 0].astype(np.int64)
         if images:
             for camera in self.cameras:
                 start, _ = self._video_span(i, camera)
-                out[f"images.{camera}"] = _read_video(self.video_path(i, camera), start, n)
+                out[f"images.{camera}"] = _read_video(self.video_path(i, camera), start, n, self.fps)
         return out
 
     def frames(self, images: bool = False) -> Iterator[dict[str, Any]]:
@@ -382,6 +459,8 @@ class LeRobotWriter:
     """Streams frames into a LeRobot v3.0 dataset: video encoded as frames arrive, one atomic commit per episode.
 
     Opening an existing root resumes it (same fps and features required); new episodes are appended.
+    A dataset whose first frame brings `measured_timestamp` keeps each frame's time on the robot's clock
+    (MEASURED_TIMESTAMP) and needs it on every frame; one whose first frame has none has no such column.
     """
 
     def __init__(self, root: str | Path, fps: float, state_names: Sequence[str], action_names: Sequence[str],
@@ -391,29 +470,41 @@ class LeRobotWriter:
         self.fps = float(fps)
         self.cameras = tuple(cameras)
         self.image_shape = tuple(image_shape)
+        if self.cameras and self.image_shape[2] != 3:
+            raise ValueError(f"image_shape {self.image_shape}: camera videos are RGB, 3 channels")
         self.state_dim, self.action_dim = len(state_names), len(action_names)
-        features = make_features(self.fps, state_names, action_names, self.cameras, image_shape)
+        self._features = partial(make_features, self.fps, state_names, action_names, self.cameras, image_shape)
+        # whether frames bring a measured timestamp: the dataset's, once its first frame has said
+        self.measured_timestamps: bool | None = None
         if (self.root / INFO_PATH).exists():
             self._remove_partial_files()
             reader = LeRobotReader(self.root)
-            if reader.fps != self.fps or reader.features != features:
+            self.measured_timestamps = MEASURED_TIMESTAMP in reader.features
+            if reader.fps != self.fps or reader.features != self._features(self.measured_timestamps):
                 raise DatasetError(f"{self.root / INFO_PATH}: existing dataset has fps {reader.fps} and features "
                                    f"{sorted(reader.features)}; cannot append fps {self.fps} with different features")
-            self.info, self._episodes, self._tasks = reader.info, reader.episodes, reader.tasks
-            self._stats = {k: _Moments.from_json(v) for k, v in reader.stats.items()}
+            self._remove_uncommitted_files(reader)
+            self.info, self._tasks = reader.info, reader.tasks
+            self._stats = {key: {k: np.asarray(v) for k, v in stats.items()} for key, stats in reader.stats.items()}
+            last = reader.episodes[-1] if reader.episodes else None
         else:
             self.info = {
                 "codebase_version": CODEBASE_VERSION, "robot_type": robot_type,
                 "fps": int(self.fps) if self.fps.is_integer() else self.fps,
                 "total_episodes": 0, "total_frames": 0, "total_tasks": 0, "chunks_size": CHUNKS_SIZE,
-                "data_files_size_in_mb": 0, "video_files_size_in_mb": 0,  # 0: every episode starts a new file
+                "data_files_size_in_mb": DATA_FILES_SIZE_IN_MB, "video_files_size_in_mb": VIDEO_FILES_SIZE_IN_MB,
                 "data_path": DATA_PATH, "video_path": VIDEO_PATH if self.cameras else None,
-                "features": features, "splits": {}, "tools": [],
+                "features": self._features(False), "splits": {},
             }
-            self._episodes, self._tasks, self._stats = [], [], {}
+            self._tasks, self._stats, last = [], {}, None
+        # where the next episode's files go, per kind: the file after the last episode's
+        kinds = ["data", "meta/episodes", *(f"videos/{IMAGE_PREFIX}{camera}" for camera in self.cameras)]
+        self._next_files = {kind: (0, 0) if last is None else
+                            _next_file(last[f"{kind}/chunk_index"], last[f"{kind}/file_index"], self.info["chunks_size"])
+                            for kind in kinds}
         self._frames: dict[str, list] = {}
-        self._videos: dict[str, tuple[cv2.VideoWriter, Path, Path]] = {}   # camera -> (writer, partial, final)
-        self._image_moments: dict[str, _Moments] = {}
+        self._videos: dict[str, tuple[_VideoEncoder, Path]] = {}   # camera -> (encoder writing the partial, final)
+        self._image_histograms: dict[str, np.ndarray] = {}          # camera -> (3, 256) pixel counts this episode
         self._closed = False
         self._reset_episode()
 
@@ -431,30 +522,46 @@ class LeRobotWriter:
             for path in self.root.rglob(pattern):
                 path.unlink()
 
+    def _remove_uncommitted_files(self, reader: LeRobotReader) -> None:
+        """Data, video and episodes files that no committed episode uses: a save that died before info.json.
+        LeRobot reads every parquet file under data/ and meta/episodes/, so they would not stay harmless."""
+        used = {reader.data_path(i) for i in range(reader.num_episodes)}
+        used |= {reader.video_path(i, camera) for i in range(reader.num_episodes) for camera in reader.cameras}
+        used |= {self.root / EPISODES_PATH.format(chunk_index=ep["meta/episodes/chunk_index"],
+                                                  file_index=ep["meta/episodes/file_index"]) for ep in reader.episodes}
+        for folder, pattern in (("data", "*.parquet"), ("meta/episodes", "*.parquet"), ("videos", "*.mp4")):
+            for path in (self.root / folder).rglob(pattern):
+                if path not in used:
+                    logger.warning("%s: not part of any committed episode (an interrupted save), removed", path)
+                    path.unlink()
+
     def _reset_episode(self) -> None:
-        for writer, partial, _ in self._videos.values():
-            writer.release()
-            partial.unlink(missing_ok=True)
+        for video, _ in self._videos.values():
+            try:
+                video.container.close()
+            except av.error.FFmpegError:
+                pass   # the episode is being dropped: a failing flush changes nothing
+            video.path.unlink(missing_ok=True)
         self._videos.clear()
-        self._image_moments.clear()
-        self._frames = {k: [] for k in ("state", "action", "reward", "done", "is_intervention", "task", "timestamp")}
+        self._image_histograms.clear()
+        self._frames = {k: [] for k in ("state", "action", "reward", "done", "is_intervention", "task",
+                                        "measured_timestamp")}
 
     def _open_videos(self) -> None:
-        chunk, file = divmod(self.num_episodes, CHUNKS_SIZE)
-        height, width, _ = self.image_shape
         for camera in self.cameras:
-            final = self.root / VIDEO_PATH.format(video_key=IMAGE_PREFIX + camera, chunk_index=chunk, file_index=file)
+            key = IMAGE_PREFIX + camera
+            chunk, file = self._next_files[f"videos/{key}"]
+            final = self.root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
             final.parent.mkdir(parents=True, exist_ok=True)
-            partial = final.with_name(final.stem + ".partial.mp4")   # OpenCV picks the container from the suffix
-            writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*VIDEO_CODEC), self.fps, (width, height))
-            if not writer.isOpened():
-                raise DatasetError(f"{partial}: OpenCV could not open a {VIDEO_CODEC} video writer")
-            self._videos[camera] = (writer, partial, final)
+            partial = final.with_name(final.stem + ".partial.mp4")
+            self._videos[camera] = (_VideoEncoder(partial, self.fps, self.image_shape), final)
 
     def add_frame(self, state: np.ndarray, action: np.ndarray, reward: float, done: bool, is_intervention: bool,
-                  images: dict[str, np.ndarray] | None = None, task: str = "", timestamp: float | None = None) -> None:
+                  images: dict[str, np.ndarray] | None = None, task: str = "",
+                  measured_timestamp: float | None = None) -> None:
         """Append one control step; images (HxWx3 uint8 RGB, one per camera) are encoded immediately.
-        `timestamp` (s since episode start) defaults to frame_index / fps; measured stamps are checked on save."""
+        `measured_timestamp`: s since the episode's first frame on the robot's clock (see the class docstring);
+        the `timestamp` column is frame_index / fps, the grid the video frames sit on."""
         if self._closed:
             raise RuntimeError("writer is finalized")
         state = np.asarray(state, dtype=np.float32).reshape(-1)
@@ -462,6 +569,13 @@ class LeRobotWriter:
         if state.size != self.state_dim or action.size != self.action_dim:
             raise ValueError(f"state/action sizes {state.size}/{action.size}, expected {self.state_dim}/"
                              f"{self.action_dim}")
+        if not self.num_episodes and not self.pending_frames:   # the dataset's first frame decides
+            self.measured_timestamps = measured_timestamp is not None
+            self.info["features"] = self._features(self.measured_timestamps)
+        if (measured_timestamp is not None) != self.measured_timestamps:
+            raise ValueError(f"measured_timestamp {measured_timestamp!r}: this dataset "
+                             f"{'keeps' if self.measured_timestamps else 'has no column for'} measured timestamps "
+                             "(its first frame decided)")
         images = images or {}
         if set(images) != set(self.cameras):
             raise ValueError(f"images for cameras {sorted(images)}, expected {sorted(self.cameras)}")
@@ -472,11 +586,13 @@ class LeRobotWriter:
                                  "uint8")
         if self.cameras and not self._videos:
             self._open_videos()
-        for camera, (writer, _, _) in self._videos.items():
-            writer.write(cv2.cvtColor(images[camera], cv2.COLOR_RGB2BGR))
-            self._image_moments[camera] = _Moments.of_image(images[camera]).merge(self._image_moments.get(camera))
+        for camera, (video, _) in self._videos.items():
+            image = np.ascontiguousarray(images[camera])
+            video.write(image)
+            histogram = np.stack([np.bincount(image[..., c].ravel(), minlength=256) for c in range(3)])
+            self._image_histograms[camera] = self._image_histograms.get(camera, 0) + histogram
         frames = self._frames
-        frames["timestamp"].append(self.pending_frames / self.fps if timestamp is None else float(timestamp))
+        frames["measured_timestamp"].append(measured_timestamp)
         frames["state"].append(state)
         frames["action"].append(action)
         frames["reward"].append(float(reward))
@@ -495,15 +611,16 @@ class LeRobotWriter:
         if n == 0:
             raise ValueError("no frames to save")
         index = self.num_episodes
-        chunk, file = divmod(index, CHUNKS_SIZE)
-        for writer, _, _ in self._videos.values():
-            writer.release()
-        for camera, (_, partial, _) in self._videos.items():
-            found = _video_frame_count(partial)
-            if found != n:
-                self._reset_episode()
-                raise DatasetError(f"{partial}: encoder wrote {found} frames for {n} recorded steps of camera "
-                                   f"{camera}; episode {index} not saved")
+        try:
+            for camera, (video, _) in self._videos.items():
+                video.close()
+                found = _video_frame_count(video.path)
+                if found != n:
+                    raise DatasetError(f"{video.path}: encoder wrote {found} frames for {n} recorded steps of camera "
+                                       f"{camera}; episode {index} not saved")
+        except DatasetError:
+            self._reset_episode()
+            raise
         self._check_timing()
 
         f = self._frames
@@ -514,42 +631,58 @@ class LeRobotWriter:
         columns = {
             STATE: np.stack(f["state"]), ACTION: np.stack(f["action"]),
             REWARD: np.asarray(f["reward"], np.float32), DONE: np.asarray(f["done"]),
-            INTERVENTION: np.asarray(f["is_intervention"]), "timestamp": np.asarray(f["timestamp"], np.float32),
+            INTERVENTION: np.asarray(f["is_intervention"]),
+        }
+        if self.measured_timestamps:
+            columns[MEASURED_TIMESTAMP] = np.asarray(f["measured_timestamp"], np.float64)
+        columns.update({
+            "timestamp": (np.arange(n) / self.fps).astype(np.float32),
             "frame_index": np.arange(n, dtype=np.int64), "episode_index": np.full(n, index, np.int64),
             "index": np.arange(start, start + n, dtype=np.int64),
             "task_index": np.asarray([self._tasks.index(t) for t in f["task"]], np.int64),
-        }
+        })
         table = pa.table({k: _fixed_list(v) if v.ndim == 2 else pa.array(v) for k, v in columns.items()})
-        _write_parquet(table, self.root / DATA_PATH.format(chunk_index=chunk, file_index=file))
-        for _, partial, final in self._videos.values():
-            _commit(partial, final)
+        data_chunk, data_file = self._next_files["data"]
+        _write_parquet(table, self.root / DATA_PATH.format(chunk_index=data_chunk, file_index=data_file))
+        for video, final in self._videos.values():
+            _commit(video.path, final)
         self._videos.clear()
 
+        episode_stats = {key: _vector_stats(values.reshape(n, -1)) for key, values in columns.items()}
+        for camera, histogram in self._image_histograms.items():
+            episode_stats[IMAGE_PREFIX + camera] = _image_stats(histogram, n)
+        meta_chunk, meta_file = self._next_files["meta/episodes"]
         episode: dict[str, Any] = {
             "episode_index": index, "tasks": list(dict.fromkeys(f["task"])), "length": n,
-            "data/chunk_index": chunk, "data/file_index": file,
+            "data/chunk_index": data_chunk, "data/file_index": data_file,
             "dataset_from_index": start, "dataset_to_index": start + n,
         }
         for camera in self.cameras:
-            key = IMAGE_PREFIX + camera
-            episode.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
-                            f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": n / self.fps})
-        episode.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0, "success": success})
-        self._episodes.append(episode)
+            key = f"videos/{IMAGE_PREFIX}{camera}"
+            chunk, file = self._next_files[key]
+            episode.update({f"{key}/chunk_index": chunk, f"{key}/file_index": file,
+                            f"{key}/from_timestamp": 0.0, f"{key}/to_timestamp": n / self.fps})
+        for key, stats in episode_stats.items():
+            episode.update({f"stats/{key}/{name}": value.tolist() for name, value in stats.items()})
+        episode.update({"meta/episodes/chunk_index": meta_chunk, "meta/episodes/file_index": meta_file})
+        row = pa.table({k: [v] for k, v in episode.items()}).append_column("success", pa.array([success], pa.bool_()))
+        _write_parquet(row, self.root / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file))
 
-        for key, values in columns.items():
-            self._stats[key] = _Moments.of(values.reshape(n, -1)).merge(self._stats.get(key))
-        for camera, moments in self._image_moments.items():
-            self._stats[IMAGE_PREFIX + camera] = moments.merge(self._stats.get(IMAGE_PREFIX + camera))
+        for key, stats in episode_stats.items():
+            self._stats[key] = _aggregate_stats([self._stats[key], stats]) if key in self._stats else stats
         self.info.update(total_episodes=index + 1, total_frames=start + n, total_tasks=len(self._tasks),
                          splits={"train": f"0:{index + 1}"})
         self._write_meta()
+        self._next_files = {kind: _next_file(*position, self.info["chunks_size"])
+                            for kind, position in self._next_files.items()}
         self._reset_episode()
         return index
 
     def _check_timing(self) -> None:
         """Warn when measured timestamps drift from the nominal grid (a control loop slower than fps)."""
-        stamps = np.asarray(self._frames["timestamp"])
+        if not self.measured_timestamps:
+            return
+        stamps = np.asarray(self._frames["measured_timestamp"])
         error = np.abs(stamps - np.arange(len(stamps)) / self.fps)
         late = int((error > 0.5 / self.fps).sum())
         if late:
@@ -557,12 +690,9 @@ class LeRobotWriter:
                            "(max %.3f s)", self.num_episodes, late, len(stamps), self.fps, error.max())
 
     def _write_meta(self) -> None:
-        """tasks, episodes and stats first, info.json (the commit record) last, each atomically."""
-        _write_parquet(pa.table({"task_index": pa.array(range(len(self._tasks)), pa.int64()),
-                                 "task": pa.array(self._tasks, pa.string())}), self.root / TASKS_PATH)
-        _write_parquet(pa.Table.from_pylist(self._episodes), self.root / EPISODES_PATH)
-        shapes = {IMAGE_PREFIX + camera: (self.image_shape[2], 1, 1) for camera in self.cameras}
-        _write_json({k: m.to_json(shapes.get(k, (-1,))) for k, m in self._stats.items()}, self.root / STATS_PATH)
+        """tasks and stats first, info.json (the commit record) last, each atomically."""
+        _write_parquet(_tasks_table(self._tasks), self.root / TASKS_PATH)
+        _write_json({key: _stats_to_json(stats) for key, stats in self._stats.items()}, self.root / STATS_PATH)
         _write_json(self.info, self.root / INFO_PATH)
 
     def finalize(self) -> None:

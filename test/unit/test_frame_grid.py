@@ -49,7 +49,7 @@ def test_frames_land_on_the_grid_from_the_first_action():
     rec.grid.end()
     rec.observe(tick(6))   # after the end: no frame
     counts = rec.grid.finish()
-    stamps = np.array([f["timestamp"] for f in rec.frames])
+    stamps = np.array([f["measured_timestamp"] for f in rec.frames])
     np.testing.assert_allclose(stamps * FPS, np.arange(6), atol=0.05)
     assert [f["action"][0] for f in rec.frames] == pytest.approx([k / 1000 for k in range(6)])
     assert [f["reward"] for f in rec.frames] == pytest.approx([-0.01 * (k + 1) for k in range(6)])
@@ -101,7 +101,7 @@ def test_a_skipped_slot_is_counted_and_warned():
         rec.act(tick(k))
     counts = rec.grid.finish()
     assert counts["missed_slots"] == 1 and "slower than 15 fps" in rec.warnings[0]
-    np.testing.assert_allclose([f["timestamp"] * FPS for f in rec.frames], [0, 1, 3], atol=0.05)
+    np.testing.assert_allclose([f["measured_timestamp"] * FPS for f in rec.frames], [0, 1, 3], atol=0.05)
 
 
 def test_an_ended_episode_is_settled_only_once_its_late_rewards_have_arrived():
