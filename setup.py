@@ -1,4 +1,5 @@
-"""ament_python package setup: one console script per node, data files for launch/config/urdf/assets."""
+"""ament_python package setup: one console script per node; launch/, config/ and urdf/ under share/robot_rl (the
+launch files and `bringup.data_root()` read them there); the sim assets once, with the code that reads them."""
 import os
 from glob import glob
 
@@ -16,32 +17,19 @@ def node_executables() -> dict:
     return scope["NODE_EXECUTABLES"]
 
 
-def tree(src: str, dest: str) -> list:
-    """data_files entries that install a directory tree under share/robot_rl/<dest>."""
-    out = []
-    for root, _dirs, files in os.walk(src):
-        if files:
-            rel = os.path.relpath(root, src)
-            out.append((os.path.normpath(os.path.join("share", package_name, dest, rel)),
-                        [os.path.join(root, f) for f in files]))
-    return out
-
-
 setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
-    package_data={"robot_rl.sim": ["assets/**/*"]},
-    include_package_data=True,
+    package_data={"robot_rl.sim": ["assets/**/*"]},  # read by robot_rl/sim/robot.py, next to it
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         (os.path.join("share", package_name), ["package.xml"]),
-        (os.path.join("share", package_name, "launch"), glob("launch/*.launch.py")),
+        (os.path.join("share", package_name, "launch"), glob("launch/*.py")),
         (os.path.join("share", package_name, "config"), glob("config/*.yaml") + glob("config/*.xml")),
         (os.path.join("share", package_name, "config", "graphs"), glob("config/graphs/*.yaml")),
-    ]
-    + tree("urdf", "urdf")
-    + tree("robot_rl/sim/assets", "robot_rl/sim/assets"),
+        (os.path.join("share", package_name, "urdf"), glob("urdf/*.urdf")),
+    ],
     install_requires=["setuptools"],
     zip_safe=False,
     maintainer="robot_rl developers",

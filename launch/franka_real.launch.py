@@ -3,47 +3,32 @@
     colcon build --packages-select robot_rl && ros2 launch robot_rl franka_real.launch.py
 
 Starts the nodes and parameter files of config/graphs/franka_real.yaml, plus robot_state_publisher with the URDF
-for RViz. The graph file is the single source of truth; `python -m robot_rl.bringup` reads the same file.
+for RViz, with the bringup's validation and environment (graph_launch.py). Nothing starts unless every node,
+robot_state_publisher included, can be found. `python -m robot_rl.bringup` reads the same graph file.
 """
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
+from launch.launch_description_sources import load_python_launch_file_as_module
 from launch_ros.actions import Node
 
-from robot_rl.bringup import prepare
+from robot_rl import bringup
 
 DEFAULT_GRAPH = "franka_real"
+graph_launch = load_python_launch_file_as_module(str(Path(__file__).with_name("graph_launch.py")))
 
 
-def nodes_from_graph(context, *_args, **_kwargs):
-    share = Path(get_package_share_directory("robot_rl"))
-    graph_file = share / "config" / "graphs" / f"{LaunchConfiguration('graph').perform(context)}.yaml"
-    # validated, with the graph's shared values (control rate, step penalty) given to every node, as the bringup does
-    graph = prepare(graph_file, LaunchConfiguration("namespace").perform(context) or None, base=share)
-    namespace = graph.namespace
-    urdf = (share / "urdf" / "panda.urdf").read_text()
-    nodes = [
-        Node(
-            package="robot_rl",
-            executable=spec.executable,
-            name=spec.name,
-            namespace=namespace,
-            parameters=[str(f) for f in graph.params_files] + ([spec.params] if spec.params else []),
-            output="screen",
-        )
-        for spec in graph.nodes
-    ]
-    nodes.append(Node(package="robot_state_publisher", executable="robot_state_publisher", namespace=namespace,
-                      parameters=[{"robot_description": urdf}], output="screen"))
-    return nodes
+def robot_description() -> str:
+    """The URDF. Its meshes are the sim's assets, installed once, next to the code that reads them (not under
+    share/): RViz gets them as file:// URIs instead of the file's package://robot_rl/robot_rl/... ones."""
+    assets = bringup.PACKAGE_ROOT / "robot_rl" / "sim" / "assets" / "panda"
+    return (bringup.data_root() / "urdf" / "panda.urdf").read_text().replace(
+        "package://robot_rl/robot_rl/sim/assets/panda/", f"{assets.as_uri()}/")
+
+
+def robot_state_publisher(graph: bringup.Graph) -> list[Node]:
+    return [Node(package="robot_state_publisher", executable="robot_state_publisher", namespace=graph.namespace,
+                 parameters=[{"robot_description": robot_description()}], output="screen")]
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("graph", default_value=DEFAULT_GRAPH, description="config/graphs/<graph>.yaml"),
-        DeclareLaunchArgument("namespace", default_value="", description="robot namespace (default: the graph's)"),
-        OpaqueFunction(function=nodes_from_graph),
-    ])
+    return graph_launch.graph_launch_description(DEFAULT_GRAPH, robot_state_publisher)

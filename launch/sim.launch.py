@@ -2,45 +2,17 @@
 
     ros2 launch robot_rl sim.launch.py graph:=sim_scripted namespace:=robot1
 
-Starts exactly the nodes and parameter files of config/graphs/<graph>.yaml, the file `python -m robot_rl.bringup`
-runs in CI, so the two cannot drift apart.
+Starts exactly the nodes and parameter files of config/graphs/<graph>.yaml (or graph:=<path of a graph file>), the
+file `python -m robot_rl.bringup` runs, with the bringup's validation and environment; ends with the graph's
+`exit_when` node (graph_launch.py).
 """
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-
-from robot_rl.bringup import prepare
+from launch.launch_description_sources import load_python_launch_file_as_module
 
 DEFAULT_GRAPH = "sim_scripted"
-
-
-def nodes_from_graph(context, *_args, **_kwargs):
-    share = Path(get_package_share_directory("robot_rl"))
-    graph_file = share / "config" / "graphs" / f"{LaunchConfiguration('graph').perform(context)}.yaml"
-    # validated, with the graph's shared values (control rate, step penalty) given to every node, as the bringup does
-    graph = prepare(graph_file, LaunchConfiguration("namespace").perform(context) or None, base=share)
-    namespace = graph.namespace
-    return [
-        Node(
-            package="robot_rl",
-            executable=spec.executable,
-            name=spec.name,
-            namespace=namespace,
-            parameters=[str(f) for f in graph.params_files] + ([spec.params] if spec.params else []),
-            remappings=[("/clock", f"/{namespace.strip('/')}/clock")] if namespace else [],  # one sim clock per robot
-            output="screen",
-        )
-        for spec in graph.nodes
-    ]
+graph_launch = load_python_launch_file_as_module(str(Path(__file__).with_name("graph_launch.py")))
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("graph", default_value=DEFAULT_GRAPH, description="config/graphs/<graph>.yaml"),
-        DeclareLaunchArgument("namespace", default_value="", description="robot namespace (default: the graph's)"),
-        OpaqueFunction(function=nodes_from_graph),
-    ])
+    return graph_launch.graph_launch_description(DEFAULT_GRAPH)

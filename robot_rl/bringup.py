@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from pydantic import ValidationError
 from robot_rl.configs import config_model, flatten_defaults, unflatten
 from robot_rl.nodes import NODE_EXECUTABLES
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the checkout (in a colcon install: site-packages)
 ROS_BUILTIN_KEYS = {"use_sim_time"}
 ROS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a node name, or one token of a namespace
 
@@ -68,8 +69,28 @@ class Graph:
     source: Path
 
 
+def data_root() -> Path:
+    """The folder holding config/ and urdf/: the checkout when robot_rl runs from one, else the package's ament share
+    directory (a colcon install puts them under share/robot_rl, not next to the code in site-packages)."""
+    if (PACKAGE_ROOT / "config" / "graphs").is_dir():
+        return PACKAGE_ROOT
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    try:
+        return Path(get_package_share_directory("robot_rl"))
+    except (PackageNotFoundError, OSError) as err:  # OSError: no AMENT_PREFIX_PATH at all
+        raise GraphError(f"robot_rl has no config/ next to its code ({PACKAGE_ROOT}) and is not in the ament index "
+                         f"({err}): run it from the checkout, or source the setup.bash of its colcon install") from None
+
+
+def graph_file(graph: str | Path) -> Path:
+    """A graph by name (`sim_scripted`: config/graphs/sim_scripted.yaml of `data_root()`) or by path."""
+    if isinstance(graph, str) and ROS_NAME.match(graph):
+        return data_root() / "config" / "graphs" / f"{graph}.yaml"
+    return Path(graph)
+
+
 def resolve(path: str | Path, base: Path) -> Path:
-    """Paths in graph files are relative to the package root (or absolute)."""
+    """Paths in graph files are relative to `data_root()` (or absolute)."""
     p = Path(path)
     return p if p.is_absolute() else (base / p)
 
@@ -84,7 +105,9 @@ def _load_yaml(path: Path) -> object:
         raise GraphError(f"{path}: not valid YAML: {err}") from None
 
 
-def load_graph(path: str | Path, base: Path = PACKAGE_ROOT) -> Graph:
+def load_graph(path: str | Path, base: Path | None = None) -> Graph:
+    """The graph file at `path` (relative to the working directory or to `base`, default `data_root()`)."""
+    base = data_root() if base is None else base
     path = resolve(path, Path.cwd()) if Path(path).exists() else resolve(path, base)
     raw = _load_yaml(path)
     if not isinstance(raw, dict):
@@ -282,22 +305,42 @@ def apply_overrides(graph: Graph, namespace: str | None, sets: list[str]) -> Non
         by_name[node_name].params[key] = yaml.safe_load(value)
 
 
-def ros_environment(base: dict | None = None) -> dict:
-    """The environment every node process needs (see docs/architecture.md, 'Running it')."""
+def graph_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables every node of a graph needs, each taken from `environ` (default os.environ) where it sets one (a
+    user's MUJOCO_GL=glfw or ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET wins). The bringup and the launch files both set
+    exactly these (docs/architecture.md, 'Running it'): without them the bridge cannot render on a headless machine
+    and DDS runs without the 16 MB shared-memory profile."""
+    environ = os.environ if environ is None else environ
+    needed = {
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_LOG_DIR": str(Path(environ.get("TMPDIR", "/tmp")) / "robot_rl_ros_log"),
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(data_root() / "config" / "fastdds.xml"),
+        "MUJOCO_GL": "egl",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return {key: environ.get(key, value) for key, value in needed.items()}
+
+
+def ros_environment(base: Mapping[str, str] | None = None) -> dict:
+    """`base` (default os.environ) with `graph_environment` added: the environment of every node process."""
     env = dict(os.environ if base is None else base)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env.setdefault("ROS_LOG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "robot_rl_ros_log"))
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(PACKAGE_ROOT / "config" / "fastdds.xml"))
-    env.setdefault("MUJOCO_GL", "egl")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(graph_environment(env))
     return env
+
+
+def remappings(graph: Graph) -> list[tuple[str, str]]:
+    """The topic remappings of every node: in a namespaced graph /clock too, so that two sim graphs in one domain do
+    not run on each other's clock."""
+    return [("/clock", f"/{graph.namespace}/clock")] if graph.namespace else []
 
 
 def node_command(graph: Graph, spec: NodeSpec) -> list[str]:
     cmd = [sys.executable, "-m", NODE_EXECUTABLES[spec.executable], "--ros-args", "-r", f"__node:={spec.name}"]
-    if graph.namespace:  # /clock too: two sim graphs in one domain must not run on each other's clock
-        cmd += ["-r", f"__ns:=/{graph.namespace}", "-r", f"/clock:=/{graph.namespace}/clock"]
+    if graph.namespace:
+        cmd += ["-r", f"__ns:=/{graph.namespace}"]
+    for source, target in remappings(graph):
+        cmd += ["-r", f"{source}:={target}"]
     for f in graph.params_files:
         cmd += ["--params-file", str(f)]
     for key, value in _flatten(spec.params).items():
@@ -371,9 +414,9 @@ class GraphProcess:
                 proc.wait()
 
 
-def prepare(path: str | Path, namespace: str | None = None, sets: list[str] = (), base: Path = PACKAGE_ROOT) -> Graph:
+def prepare(path: str | Path, namespace: str | None = None, sets: list[str] = (), base: Path | None = None) -> Graph:
     """A graph file with its --namespace / --set overrides, validated and given its shared values: ready to start
-    (by the bringup, or by the launch files, which pass the package's share directory as `base`)."""
+    (by the bringup, or by the launch files, the same way)."""
     graph = load_graph(path, base)
     apply_overrides(graph, namespace, list(sets))
     validate(graph)
@@ -413,7 +456,7 @@ def run_graph(path: str | Path, namespace: str | None = None, sets: list[str] = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m robot_rl.bringup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("graph", help="graph YAML, e.g. config/graphs/sim_scripted.yaml")
+    parser.add_argument("graph", help="a graph file (config/graphs/sim_scripted.yaml) or name (sim_scripted)")
     parser.add_argument("--namespace", help="robot namespace (overrides the graph's)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.KEY=VALUE", help="override a parameter")
     parser.add_argument("--timeout", type=float, help="stop the graph after this many seconds (exit 124)")
@@ -424,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         env["ROS_DOMAIN_ID"] = str(args.domain_id)
     env.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
     try:
-        return run_graph(args.graph, args.namespace, args.set, args.timeout, env)
+        return run_graph(graph_file(args.graph), args.namespace, args.set, args.timeout, env)
     except GraphError as err:
         print(f"[bringup] {err}", file=sys.stderr)
         return 2

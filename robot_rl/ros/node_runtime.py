@@ -67,6 +67,29 @@ def decode_or_log(node: Node, text: str, record_type: type[RecordT]) -> RecordT 
         return None
 
 
+class StopSignals:
+    """SIGINT / SIGTERM for one node process: the first one stops the node (SIGINT: KeyboardInterrupt out of the spin,
+    SIGTERM: rclpy shutdown), later ones are ignored. A terminal's Ctrl-C reaches the whole process group and
+    `ros2 launch` then sends its own SIGINT (and SIGTERM after a grace period): a second signal must not break the
+    cleanup half-way (a renderer half-closed, a gripper thread never joined) with a KeyboardInterrupt traceback.
+
+    Installed before `rclpy.init`, so rclpy's own handlers (which wake a waiting executor) chain to these.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        rclpy.try_shutdown()
+
+
 class ExitRequest(Exception):
     """Raised inside a callback to end the node's spin with an exit code."""
 
@@ -80,12 +103,12 @@ def run_node(node_factory, args: list[str] | None = None) -> int:
 
     A node may define `loop(executor)` to own its main loop (the bridge steps physics there); otherwise it spins.
     """
+    stop = StopSignals()
     try:
         rclpy.init(args=args if args is not None else sys.argv)
     except _rclpy.RCLError as err:  # e.g. a params file rcl cannot parse: the message names the file and line
         print(f"[robot_rl] configuration error: {err}", file=sys.stderr, flush=True)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     code = 0
     node = None
     executor = SingleThreadedExecutor()
@@ -108,6 +131,7 @@ def run_node(node_factory, args: list[str] | None = None) -> int:
             raise
         code = 0  # SIGTERM's shutdown landed between two waits of the executor: a clean stop, not an error
     finally:
+        stop.stopping = True  # from here on a signal must not interrupt the cleanup
         if node is not None and hasattr(node, "close"):
             node.close()
         executor.shutdown()

@@ -1,5 +1,15 @@
-"""Launch files (parsed, launch_ros is not installable here) and bringup validation: nothing starts half-way."""
+"""Launch files (parsed here; test/graph/test_ros2_launch.py runs them with the real launch stack), package files,
+bringup validation (nothing starts half-way), its environment, and a node's clean stop on repeated signals."""
 import ast
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -26,14 +36,21 @@ def test_there_are_sim_and_hardware_launch_files():
     assert {f.name for f in LAUNCH_FILES} >= {"sim.launch.py", "franka_real.launch.py"}
 
 
+def test_the_launch_files_start_graphs_through_the_bringups_functions():
+    tree = ast.parse((ROOT / "launch" / "graph_launch.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert {"launch", "launch.actions", "launch_ros.actions"} <= imported
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "bringup"}
+    assert {"prepare", "graph_file", "graph_environment", "remappings"} <= used
+
+
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_uses_launch_ros_and_a_valid_graph(launch_file):
+def test_launch_file_uses_the_shared_graph_launch_and_a_valid_graph(launch_file):
     source = launch_file.read_text()
     tree = ast.parse(source)
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert {"launch", "launch_ros.actions"} <= imported
+    assert "graph_launch.py" in source and "graph_launch.graph_launch_description(DEFAULT_GRAPH" in source
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
-    graph = bringup.load_graph(ROOT / "config" / "graphs" / f"{default_graph_of(launch_file)}.yaml")
+    graph = bringup.load_graph(bringup.graph_file(default_graph_of(launch_file)))
     scripts = {ep.name for ep in entry_points(group="console_scripts")}
     for spec in graph.nodes:
         assert spec.executable in scripts, f"{spec.executable} is not an installed console script"
@@ -116,7 +133,8 @@ def test_node_command_carries_namespace_params_and_overrides():
     bridge = next(n for n in graph.nodes if n.name == "mujoco_bridge")
     cmd = bringup.node_command(graph, bridge)
     assert cmd[1:3] == ["-m", "robot_rl.nodes.mujoco_bridge"]
-    assert "__ns:=/arm2" in cmd and "task:=pick_lift" in cmd
+    assert "__ns:=/arm2" in cmd and "/clock:=/arm2/clock" in cmd and "task:=pick_lift" in cmd
+    assert bringup.remappings(graph) == [("/clock", "/arm2/clock")]  # what the launch files give every node
     assert cmd[cmd.index("--params-file") + 1].endswith("config/sim.yaml")
     with pytest.raises(bringup.GraphError, match="NODE.KEY=VALUE"):
         bringup.apply_overrides(graph, None, ["nonsense"])
@@ -150,3 +168,88 @@ def test_a_graph_whose_nodes_disagree_on_a_shared_value_is_refused_naming_both(t
     source = "mujoco_bridge" if key == "control_hz" else "reward"
     with pytest.raises(bringup.GraphError, match=rf"one value per graph.*'{node}'.*{key}.*'{source}'"):
         bringup.validate(graph)
+
+
+def test_config_is_found_in_the_checkout_and_graphs_by_name(monkeypatch, tmp_path):
+    assert bringup.data_root() == ROOT
+    assert bringup.graph_file("sim_scripted") == ROOT / "config" / "graphs" / "sim_scripted.yaml"
+    assert bringup.graph_file("config/graphs/sim_scripted.yaml") == Path("config/graphs/sim_scripted.yaml")
+    monkeypatch.setattr(bringup, "PACKAGE_ROOT", tmp_path)  # installed without ament: say what to do
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    with pytest.raises(bringup.GraphError, match="source the setup.bash of its colcon install"):
+        bringup.data_root()
+
+
+def test_the_graph_environment_fills_what_the_shell_leaves_unset():
+    env = bringup.graph_environment({"MUJOCO_GL": "glfw", "TMPDIR": "/scratch"})
+    assert env == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_LOG_DIR": "/scratch/robot_rl_ros_log",
+                   "FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds.xml"), "MUJOCO_GL": "glfw",
+                   "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    full = bringup.ros_environment({"PATH": "/bin", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"})
+    assert full["PATH"] == "/bin" and full["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET" and full["MUJOCO_GL"] == "egl"
+
+
+# an import name whose dependency key is not python3-<name> or the ROS package of the same name
+DEPENDENCY_OF_IMPORT = {"cv2": "python3-opencv", "franky": "franky-control"}
+
+
+def test_package_xml_declares_every_package_robot_rl_imports():
+    root = ET.parse(ROOT / "package.xml", ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))).getroot()
+    assert not [d.text for d in root.iter("buildtool_depend")], "ament_python packages declare no buildtool"
+    declared = {d.text for d in root.iter("exec_depend")}
+    pip_only = re.findall(r"[\w-]+", " ".join(c.text for c in root.iter(ET.Comment)))  # not in rosdep
+    imported = set()
+    for path in (ROOT / "robot_rl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and not node.level else []
+            imported |= {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - {"robot_rl"}
+    missing = [name for name in sorted(imported)
+               if not {name, DEPENDENCY_OF_IMPORT.get(name, f"python3-{name}")} & (declared | set(pip_only))]
+    assert not missing, f"imported by robot_rl, but neither an exec_depend nor listed as pip-only: {missing}"
+
+
+NODE_WITH_A_SLOW_CLOSE = """
+import time
+from rclpy.node import Node
+from robot_rl.ros.node_runtime import run_node
+
+class SlowClose(Node):  # no timer: nothing wakes its executor but a signal
+    def __init__(self):
+        super().__init__("slow_close")
+        print("up", flush=True)
+
+    def close(self):
+        print("closing", flush=True)
+        time.sleep(1.5)  # a renderer or a gripper thread being closed
+        print("closed", flush=True)
+
+raise SystemExit(run_node(SlowClose))
+"""
+
+
+@pytest.mark.parametrize("first, second", [("SIGINT", "SIGINT"), ("SIGINT", "SIGTERM"), ("SIGTERM", "SIGINT")])
+def test_a_second_signal_during_a_nodes_cleanup_does_not_interrupt_it(tmp_path, first, second):
+    """A terminal's Ctrl-C reaches the whole process group, and `ros2 launch` sends its own SIGINT (SIGTERM later):
+    the node must finish its cleanup and exit 0, with no KeyboardInterrupt traceback."""
+    script = tmp_path / "node.py"
+    script.write_text(NODE_WITH_A_SLOW_CLOSE)
+    proc = subprocess.Popen([sys.executable, str(script)], env=bringup.ros_environment(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line.rstrip()) for line in proc.stdout], daemon=True)
+    reader.start()
+    try:
+        assert lines.get(timeout=60) == "up"
+        time.sleep(0.5)  # in its spin now, where nothing but the signal wakes it
+        os.killpg(proc.pid, getattr(signal, first))
+        assert lines.get(timeout=10) == "closing"
+        os.killpg(proc.pid, getattr(signal, second))
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=5)
+    out = list(lines.queue)
+    assert proc.returncode == 0 and "closed" in out and not any("Traceback" in line for line in out), out

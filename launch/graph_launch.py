@@ -1,0 +1,80 @@
+"""What robot_rl's launch files share (a module they load, not a launch file): a graph file as launch actions.
+
+The graph comes from the bringup's own functions, so `ros2 launch` and `python -m robot_rl.bringup` start the same
+processes the same way: the graph file validated and given its shared values (`bringup.prepare`), the environment
+the graph needs (`bringup.graph_environment`), the /clock remap of a namespaced graph (`bringup.remappings`).
+Every executable is resolved before any node is returned, so a graph that cannot start completely starts nothing
+(a missing robot_state_publisher must not leave an arm node connected to the robot). The launch ends when the
+graph's `exit_when` node finishes, and stops the graph and exits 1 when a node fails.
+"""
+from collections.abc import Callable
+from functools import partial
+
+from ament_index_python.packages import PackageNotFoundError
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable, Shutdown
+from launch.event_handlers import OnProcessExit
+from launch.events.process import ProcessExited
+from launch.substitutions import LaunchConfiguration
+from launch.substitutions.substitution_failure import SubstitutionFailure
+from launch_ros.actions import Node
+from launch_ros.substitutions import ExecutableInPackage
+
+from robot_rl import bringup
+
+ExtraNodes = Callable[[bringup.Graph], list[Node]]
+
+
+class NodeFailed(RuntimeError):
+    """A node of the graph ended unexpectedly: launch logs this, stops the graph and exits 1."""
+
+
+def graph_launch_description(default_graph: str, extra_nodes: ExtraNodes = lambda graph: []) -> LaunchDescription:
+    """The launch arguments `graph` and `namespace`, and the graph's actions with `extra_nodes(graph)` beside them."""
+    return LaunchDescription([
+        DeclareLaunchArgument("graph", default_value=default_graph,
+                              description="a graph of config/graphs by name, or the path of a graph file"),
+        DeclareLaunchArgument("namespace", default_value="", description="robot namespace (default: the graph's)"),
+        OpaqueFunction(function=graph_actions, args=[extra_nodes]),
+    ])
+
+
+def graph_actions(context: LaunchContext, extra_nodes: ExtraNodes) -> list:
+    graph = bringup.prepare(bringup.graph_file(LaunchConfiguration("graph").perform(context)),
+                            LaunchConfiguration("namespace").perform(context) or None)
+    named = [(spec.name, Node(
+        package="robot_rl",
+        executable=spec.executable,
+        name=spec.name,
+        namespace=graph.namespace,
+        parameters=[str(f) for f in graph.params_files] + ([spec.params] if spec.params else []),
+        remappings=bringup.remappings(graph),
+        output="screen",
+    )) for spec in graph.nodes]
+    named += [(node.node_executable, node) for node in extra_nodes(graph)]
+    missing = []
+    for _, node in named:
+        try:
+            ExecutableInPackage(package=node.node_package, executable=node.node_executable).perform(context)
+        except (PackageNotFoundError, SubstitutionFailure) as err:
+            missing.append(f"{node.node_package}/{node.node_executable} ({err})")
+    if missing:
+        raise bringup.GraphError(f"{graph.source}: started nothing, {len(missing)} node(s) of the graph cannot be "
+                                 f"found ({'; '.join(missing)}); install them and source their setup.bash")
+    environment = bringup.graph_environment(context.environment)
+    exit_handlers = [OnProcessExit(target_action=node, on_exit=partial(on_node_exit, name, graph.exit_when))
+                     for name, node in named]
+    return ([SetEnvironmentVariable(key, value) for key, value in environment.items()]
+            + [node for _, node in named] + [RegisterEventHandler(handler) for handler in exit_handlers])
+
+
+def on_node_exit(name: str, exit_when: str | None, event: ProcessExited, context: LaunchContext):
+    """The bringup's rule: the `exit_when` node ending cleanly ends the graph; any other end of a node is a failure,
+    and so is a non-zero exit while the graph stops."""
+    if context.is_shutdown:
+        if event.returncode != 0:
+            raise NodeFailed(f"node {name!r} exited with code {event.returncode} while the graph stopped")
+        return None
+    if name == exit_when and event.returncode == 0:
+        return [Shutdown(reason=f"node {name!r} finished (the graph's exit_when)")]
+    raise NodeFailed(f"node {name!r} exited with code {event.returncode}; stopping the graph")
