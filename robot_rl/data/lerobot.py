@@ -154,11 +154,41 @@ def _read_video(path: Path, start: int, count: int, fps: float) -> np.ndarray:
     raise DatasetError(f"{path}: decoded {len(frames)} frames from frame {start}, expected {count}")
 
 
+def _realtime_threads() -> set[int]:
+    """The threads of this process that run under a real-time scheduling policy."""
+    tids = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            if os.sched_getscheduler(int(tid)) in (os.SCHED_FIFO, os.SCHED_RR):
+                tids.add(int(tid))
+        except OSError:   # the thread has just ended
+            pass
+    return tids
+
+
+class NormalPriority:
+    """SVT-AV1 run as root (a container, CI) moves the thread that opens the encoder and its ~40 worker threads to
+    SCHED_FIFO 99: on a robot PC that puts video encoding above the arm's control loop, and in a test process every
+    child inherits it. `restore()` moves every thread that became real-time since this object was made back to
+    SCHED_OTHER."""
+
+    def __init__(self):
+        self.before = _realtime_threads()
+
+    def restore(self) -> None:
+        for tid in _realtime_threads() - self.before:
+            try:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:   # ended meanwhile
+                pass
+
+
 class _VideoEncoder:
     """One camera's episode video, encoded as frames arrive: AV1 with LeRobot's default settings, frame k at k/fps."""
 
     def __init__(self, path: Path, fps: float, image_shape: tuple[int, int, int]):
         os.environ.setdefault("SVT_LOG", "1")   # SVT-AV1 prints a banner and notes per video otherwise; errors stay
+        self.priority, self.started = NormalPriority(), False
         self.path = path
         self.container = av.open(str(path), "w", format="mp4")
         options = {"g": str(VIDEO_ENCODER["g"]), "crf": str(VIDEO_ENCODER["crf"]),
@@ -173,6 +203,9 @@ class _VideoEncoder:
             self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         except av.error.FFmpegError as err:   # a full disk, an I/O error
             raise DatasetError(f"{self.path}: encoding failed ({err})") from err
+        if not self.started:   # the first frame opened the encoder and started its threads
+            self.started = True
+            self.priority.restore()
 
     def close(self) -> None:
         """Flush the encoder and write the container's index."""
@@ -181,6 +214,8 @@ class _VideoEncoder:
             self.container.close()
         except av.error.FFmpegError as err:
             raise DatasetError(f"{self.path}: finishing the video failed ({err})") from err
+        finally:
+            self.priority.restore()
 
 
 def _vector_stats(x: np.ndarray) -> dict[str, np.ndarray]:

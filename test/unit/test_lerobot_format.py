@@ -4,6 +4,7 @@ stats, AV1 video; and robot_rl's reader on a dataset laid out as LeRobot writes 
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def write_shared_files_dataset(root: Path, lengths: tuple[int, ...]) -> None:
     features = make_features(FPS, STATES, ACTIONS, ["front"], SHAPE, measured_timestamps=True)
     video = root / lerobot.VIDEO_PATH.format(video_key="observation.images.front", chunk_index=0, file_index=0)
     video.parent.mkdir(parents=True)
+    priority = lerobot.NormalPriority()   # SVT-AV1 as root would leave this test process real-time
     with av.open(str(video), "w") as container:
         stream = container.add_stream("libsvtav1", rate=Fraction(FPS), options={"g": "2", "crf": "30", "preset": "12"})
         stream.height, stream.width, stream.pix_fmt = SHAPE[0], SHAPE[1], "yuv420p"
@@ -139,6 +141,7 @@ def write_shared_files_dataset(root: Path, lengths: tuple[int, ...]) -> None:
             for k in range(length):
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(pattern(k), format="rgb24")))
         container.mux(stream.encode(None))
+    priority.restore()
     n = sum(lengths)
     episode_index = np.repeat(np.arange(len(lengths)), lengths)
     frame_index = np.concatenate([np.arange(length) for length in lengths])
@@ -224,3 +227,20 @@ def test_the_first_frame_decides_whether_the_dataset_keeps_measured_timestamps(t
             writer.add_frame(np.zeros(3), np.zeros(2), 0.0, False, False, measured_timestamp=0.0)
         record(writer, 2, 1, "reach", measured=False)
     assert LeRobotReader(tmp_path / "stamped").num_episodes == 2
+
+
+def test_video_encoding_leaves_no_thread_real_time(tmp_path: Path):
+    """SVT-AV1 run as root (containers, CI) makes the thread that opens the encoder and its workers SCHED_FIFO 99;
+    the writer must hand them back to the normal scheduler, or encoding would preempt a robot's control loop (and a
+    test process would pass real-time priority to every node it starts). As another user this holds trivially."""
+    def realtime_threads():
+        return {t for t in os.listdir("/proc/self/task") if os.sched_getscheduler(int(t)) != os.SCHED_OTHER}
+
+    before = realtime_threads()
+    writer = LeRobotWriter(tmp_path / "ds", FPS, STATES, ACTIONS, cameras=["front"], image_shape=SHAPE)
+    for k in range(5):
+        writer.add_frame(np.zeros(len(STATES)), np.zeros(len(ACTIONS)), 0.0, False, False,
+                         images={"front": pattern(k)})
+        assert realtime_threads() <= before, "encoder threads left real-time while the episode records"
+    writer.save_episode()
+    assert realtime_threads() <= before
