@@ -2,12 +2,12 @@
 
 It feeds the observation streams (`joint_states`, `ee_pose`, + `sim/task_state` or camera images as the policy needs),
 `executed_action` (human interventions included), `reward` and `episode/status` to the EpisodeAssembler; each ended
-episode goes to the ResumableLearner, which persists it and trains on it in a worker thread (UTD 1), after the episode
-or, with `policy_sync: continuous`, while the next ones run. The node publishes the new weights (safetensors bytes,
-with the critic in best_of_n mode, + a `policy/version` record with their sha256 and the last episode they are fully
-trained on) and `learner/status`, where a failed update or a refused episode shows as `error` while the last good
-weights stay in service. The node can run on another host than the robot: only these topics cross
-(docs/architecture.md).
+episode goes to the ResumableLearner, which persists it and trains on it in a worker thread (`poco.utd_ratio` updates
+per step), after the episode or, with `policy_sync: continuous`, while the next ones run. The node publishes the new
+weights (safetensors bytes, with the critic in best_of_n mode, + a `policy/version` record with their sha256 and the
+last episode they are fully trained on) and `learner/status`, where a failed update or a refused episode shows as
+`error` while the last good weights stay in service. The node can run on another host than the robot: only these
+topics cross (docs/architecture.md).
 """
 from __future__ import annotations
 

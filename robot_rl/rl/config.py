@@ -28,8 +28,14 @@ class POCOConfig(BaseModel):
     warmup_updates: int = Field(300, ge=0, description="updates whose actor loss is BC only")
     critic_pretrain_updates: int = Field(500, ge=0, description="critic-only TD updates on the offline data before "
                                                                   "the first online episode")
+    utd_ratio: float = Field(1.0, gt=0, description="learner updates per env step (update-to-data ratio), in the gym "
+                                                    "loop and in the learner node alike")
     actor_q_weight: float = Field(2.5, ge=0, description="α of the actor_gradient baseline (TD3+BC's 2.5)")
     critic_hidden: int = Field(256, ge=8)
     critic_depth: int = Field(3, ge=1)
     critic_ensemble: int = Field(2, ge=1)
     step_penalty: float = Field(-0.01, description="added to every reward when episodes enter the store")
+
+    def updates_owed(self, env_steps: int) -> int:
+        """Learner updates for an episode of `env_steps` steps (at least one, so every episode is trained on)."""
+        return max(1, round(self.utd_ratio * env_steps))

@@ -3,7 +3,7 @@
 action to the env's action space (identity by default; the Panda envs take `sim.gym_env.normalise_ee_delta`).
 
 Each chunk of h actions is executed open-loop in full, then the policy re-plans (POCO's setting). After
-`start_training` env steps, every env step is followed by one learner update (UTD 1).
+`start_training` env steps, each episode is followed by `utd_ratio` learner updates per env step it took.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def finetune(env: gym.Env, learner: POCOLearner, store: ReplayStore, cfg: Online
             store.add(episode)
             episode_index += 1
             n = len(episode.actions)
-            for _ in range(n if steps + n > cfg.start_training else 0):
+            for _ in range(learner.cfg.updates_owed(n) if steps + n > cfg.start_training else 0):
                 recent.append(learner.update(store.sample(learner.cfg.batch_size, rng)).__dict__)
             steps += n
             bar.update(n)

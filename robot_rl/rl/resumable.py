@@ -131,14 +131,15 @@ class ResumableLearner:
         if work.steps == 0:
             yield Result(self._reissue_last_good(), self.version, error=work.error, trained_through=work.episode)
             return
-        size, done, metrics = publish_every or work.steps, 0, []
+        owed = self.poco.cfg.updates_owed(work.steps)
+        size, done, metrics = publish_every or owed, 0, []
         try:
-            while done < work.steps:
-                count = min(size, work.steps - done)
+            while done < owed:
+                count = min(size, owed - done)
                 with self.lock:
                     metrics += self._updates(count)
                 done += count
-                if done < work.steps:
+                if done < owed:
                     yield Result(self.last_blob, self.version)
             with self.lock:
                 row = self._episode_trained(work, metrics)

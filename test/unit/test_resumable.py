@@ -54,3 +54,9 @@ def test_a_failing_update_reissues_the_last_good_weights_and_counts_the_episode_
     last_good, _ = policy_from_bytes(good[-1].weights)
     assert version == good[-1].version + 1                             # the last good weights, re-issued
     assert all(torch.equal(a, b) for a, b in zip(reissued.state_dict().values(), last_good.state_dict().values()))
+
+
+def test_the_update_to_data_ratio_sets_the_updates_an_episode_is_owed(learner):
+    learner.poco.cfg = learner.poco.cfg.model_copy(update={"utd_ratio": 0.5})
+    results = list(learner.run(Work(episode=0, outcome="timeout", steps=25, intervention_rate=0.0)))
+    assert learner.poco.updates == 12 and results[-1].trained_through == 0   # round(0.5 * 25)
