@@ -36,9 +36,10 @@ def posterior_weights(q: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax((q - q.max(1, keepdim=True).values) / temperature, dim=1)
 
 
-def clipped_posterior_loss(weights: torch.Tensor, losses: torch.Tensor, clip: float) -> torch.Tensor:
+def clipped_posterior_loss(weights: torch.Tensor, losses: torch.Tensor, clip: float,
+                           batch_mean=torch.mean) -> torch.Tensor:
     """M-step term Σ_j w_j · min(ℓ_θ(A^j|s), ζ), averaged over the batch; clipped candidates get no gradient."""
-    return (weights * losses.clamp(max=clip)).sum(1).mean()
+    return batch_mean((weights * losses.clamp(max=clip)).sum(1))
 
 
 def observation_batch(states, images: dict | None = None) -> dict:
@@ -126,16 +127,12 @@ class POCOLearner:
             y = returns + cfg.gamma**h * bootstrap * self._target_q(self._features(next_obs), next_chunk)
             features = self._features(obs)
         q = self.critic(features, actions)
-        critic_loss = ((q - y) ** 2).sum(0).mean()
+        critic_loss = self._batch_mean(((q - y) ** 2).sum(0))
 
         # actor: BC trust region on buffer (or expert) chunks (+ clipped posterior term after warm-up)
         with torch.set_grad_enabled(train_actor):
             bc_losses = self.policy.loss(obs, actions)
-            if cfg.bc_anchor == "expert":
-                expert = torch.as_tensor(batch.expert)
-                bc_loss = (bc_losses * expert).sum() / expert.sum().clamp(min=1.0)
-            else:
-                bc_loss = bc_losses.mean()
+            bc_loss = self._batch_mean(bc_losses, torch.as_tensor(batch.expert) if cfg.bc_anchor == "expert" else None)
         if not train_actor:
             return self._step(critic_loss, None, bc_loss, q, y, {})
         actor_loss = cfg.bc_weight * bc_loss
@@ -147,7 +144,8 @@ class POCOLearner:
             self.critic.requires_grad_(False)  # −Q trains the actor only (autograd records this at forward time)
             q_pi = self.critic(features, self.policy.rsample_normalized(obs, 1, self.generator)[:, 0]).mean(0)
             self.critic.requires_grad_(True)
-            actor_loss = actor_loss - cfg.actor_q_weight / q_pi.abs().mean().detach().clamp(min=1e-6) * q_pi.mean()
+            q_scale = self._batch_statistic(q_pi.abs().detach()).clamp(min=1e-6)
+            actor_loss = actor_loss - cfg.actor_q_weight / q_scale * self._batch_mean(q_pi)
 
         self.updates += 1
         return self._step(critic_loss, actor_loss, bc_loss, q, y, extra)
@@ -161,6 +159,7 @@ class POCOLearner:
     def _step(self, critic_loss, actor_loss, bc_loss, q, y, extra: dict) -> UpdateMetrics:
         self.optimizer.zero_grad(set_to_none=True)
         (critic_loss if actor_loss is None else critic_loss + actor_loss).backward()
+        self._sync_gradients()
         self.optimizer.step()
         self._polyak()
         return UpdateMetrics(critic_loss=critic_loss.item(),
@@ -177,7 +176,7 @@ class POCOLearner:
                                   cfg.temperature)
         cond = self.policy.encode(obs, augment=self.policy.training).repeat_interleave(N, 0)  # each state encoded once for its N
         losses = self.policy.loss(None, candidates, cond=cond).view(B, N)  # ℓ_θ(A^j|s)
-        posterior = clipped_posterior_loss(w, losses, cfg.clip)
+        posterior = clipped_posterior_loss(w, losses, cfg.clip, self._batch_mean)
         metrics = {
             "posterior_loss": posterior.item(),
             "q_clip_ratio": (losses > cfg.clip).float().mean().item(),
@@ -185,6 +184,20 @@ class POCOLearner:
             "weight_max": w.max(1).values.mean().item(),
         }
         return posterior, metrics
+
+    # ---- the batch: every loss averages over it here, so that robot_rl.rl.distributed can split it across processes
+    def _batch_mean(self, values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Σ_b w_b·x_b / max(Σ_b w_b, 1) over the batch, the plain mean without weights: a loss term."""
+        if weights is None:
+            return values.mean()
+        return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+    def _batch_statistic(self, values: torch.Tensor) -> torch.Tensor:
+        """The batch mean of values without gradient that scale a loss (a normaliser)."""
+        return values.mean()
+
+    def _sync_gradients(self) -> None:
+        """Between backward and the Adam step: nothing to exchange when one process sees the whole batch."""
 
     @torch.no_grad()
     def _features(self, obs: dict) -> torch.Tensor:

@@ -25,8 +25,8 @@ from robot_rl.policies import (load_policy, policy_from_bytes, policy_to_bytes, 
                                selector_from_bytes)
 from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
 from robot_rl.rl.config import POCOConfig
+from robot_rl.rl.distributed import poco_learner
 from robot_rl.rl.offline import offline_episodes
-from robot_rl.rl.poco import POCOLearner
 from robot_rl.rl.replay import Episode, ReplayStore, intervention_segments, load_episodes, save_episode
 
 CRITIC_FILE = "critic.safetensors"
@@ -67,7 +67,7 @@ class ResumableLearner:
         self.resuming = (self.state_dir / CRITIC_FILE).exists()
         policy, self.version = load_policy(self.state_dir if self.resuming else self.prior)
         torch.manual_seed(seed)
-        self.poco = POCOLearner(policy, poco, seed)
+        self.poco = poco_learner(policy, poco, seed)  # split across the ranks under torchrun (rl/distributed.py)
         if self.resuming:
             self.poco.load_critic_tensors(load_file(self.state_dir / CRITIC_FILE))
         self.lock = threading.Lock()  # the worker thread updates the actor while the node's thread may save it
