@@ -3,6 +3,10 @@ idle, why the running episode ends, when the next one may start (online RL: on t
 finished episode's result. robot_rl/nodes/episode_manager.py makes the service calls and publishes around it.
 
 `now` is robot-clock seconds (sim time in simulation), handed in by the node; wall-clock waits use time.monotonic.
+
+Each episode's executed control steps come from the driver's own counters (arm/status `executor`: points executed,
+idle and watchdog ticks), taken when the arm is enabled and when it stops executing: the learner, reward node and
+recorder account for what they kept against that count (`tally`).
 """
 from __future__ import annotations
 
@@ -10,6 +14,13 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
+
+# arm/status executor counters of the ticks that publish an executed action: a new point, or a hold (idle, watchdog)
+EXECUTED_COUNTERS = ("points_executed", "ticks_idle", "ticks_watchdog")
+HELD_COUNTERS = ("ticks_idle", "ticks_watchdog")
+ARM_COUNTS_WAIT_S = 2.0  # wall seconds an ending episode waits for the arm's final counters (sent before its reply)
 
 
 @dataclass
@@ -21,6 +32,8 @@ class EpisodeResult:
     steps: int
     duration_s: float
     reason: str
+    executed_steps: int | None = None  # by the driver's counters; None when it reports none
+    held_steps: int | None = None
 
     def record(self) -> dict:
         """The line appended to `results_path`."""
@@ -47,6 +60,9 @@ class EpisodeBook:
         self.trained_through = -1    # the newest episode whose updates the learner's published weights hold
         self.version_at_end: int | None = None  # the version that ran the last episode
         self.wait_since = time.monotonic()
+        self.arm_counts_start: dict | None = None  # the driver's executor counters when it began this episode
+        self.arm_counts_end: tuple[float, dict] | None = None  # (stamp, counters) once it stopped executing
+        self.disabled_at: float | None = None  # wall time the ending episode's arm was disabled at
 
     # ---- what ends a running episode ---------------------------------------------------------------------------
     def request_end(self, outcome: str, reason: str, stamp: float | None = None) -> None:
@@ -62,7 +78,16 @@ class EpisodeBook:
             if success and self.cfg.terminate_on_success:
                 self.request_end("success", f"{source} reported success", stamp)
 
-    def on_arm_status(self, stamp: float, state: str, message: str, watchdog: bool) -> None:
+    def on_arm_status(self, stamp: float, state: str, message: str, watchdog: bool,
+                      executor: dict[str, float] | None = None) -> None:
+        """`executor`: the driver's counters; the first `ready` record of an episode opens its count, the first other
+        one after it (disabled, estop, error: nothing executes then) closes it."""
+        if executor and all(k in executor for k in EXECUTED_COUNTERS) and self.phase in ("resetting", "running",
+                                                                                         "ending"):
+            if state == "ready" and self.arm_counts_start is None:
+                self.arm_counts_start = executor
+            elif state != "ready" and self.arm_counts_start is not None and self.arm_counts_end is None:
+                self.arm_counts_end = (stamp, executor)
         if self.phase == "running" and state in ("estop", "error"):
             self.request_end("interrupted", f"arm is in {state}: {message}")
         elif self.phase == "running" and watchdog and stamp >= self.start_stamp:
@@ -128,6 +153,7 @@ class EpisodeBook:
         self.seed = info.get("seed")
         self.task = info.get("task", "")
         self.start_stamp = float(info.get("stamp", now))
+        self.arm_counts_start = self.arm_counts_end = None
 
     def enable_refused(self) -> None:
         self.phase = "idle"
@@ -138,12 +164,33 @@ class EpisodeBook:
         self.last_reward = (self.start_stamp, time.monotonic())
         self.phase = "running"
 
+    def arm_disabled(self) -> None:
+        self.disabled_at = time.monotonic()
+
+    def ready_to_finish(self) -> bool:
+        """The arm is disabled and its final counters of the episode are in, or will not come (a driver without
+        counters, or none within ARM_COUNTS_WAIT_S of its reply)."""
+        return self.disabled_at is not None and (
+            self.arm_counts_start is None or self.arm_counts_end is not None
+            or time.monotonic() - self.disabled_at > ARM_COUNTS_WAIT_S)
+
+    def executed_counts(self) -> tuple[int | None, int | None, float | None]:
+        """(ticks executed, of those held, the stamp the driver stopped at) of the ending episode, or Nones."""
+        if self.arm_counts_start is None or self.arm_counts_end is None:
+            return None, None, None
+        stamp, end = self.arm_counts_end
+        delta = {k: int(round(end[k] - self.arm_counts_start[k])) for k in EXECUTED_COUNTERS}
+        return sum(delta.values()), sum(delta[k] for k in HELD_COUNTERS), stamp
+
     def finish(self, now: float) -> EpisodeResult:
         """The arm is disabled: the running episode's result (appended to results_path), then idle for the next."""
         outcome, reason = self.end_request
         end = self.end_stamp if self.end_stamp is not None else max(now, self.start_stamp)
         steps = int(round((end - self.start_stamp) / self.period))
-        result = EpisodeResult(self.episode, self.task, self.seed, outcome, steps, end - self.start_stamp, reason)
+        executed, held, _ = self.executed_counts()
+        self.arm_counts_start = self.arm_counts_end = self.disabled_at = None
+        result = EpisodeResult(self.episode, self.task, self.seed, outcome, steps, end - self.start_stamp, reason,
+                               executed, held)
         if self.cfg.results_path:
             path = Path(self.cfg.results_path)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,3 +205,65 @@ class EpisodeBook:
             self.start_requested = False
             self.done = self.cfg.exit_when_done
         return result
+
+
+def tally(episode: int, expected: int | None, kept: int, *, excluded: dict[str, int] | None = None,
+          dropped: dict[str, int] | None = None, rewards: int | None = None,
+          surplus: str | None = "more than executed", unexplained: str = "unexplained",
+          drops_are_losses: bool = False) -> dict:
+    """One node's accounting of one episode (the fields of records.Accounting): `kept` of `expected` ticks, the ticks
+    left out by design (`excluded`) and the counters that explain a shortfall (`dropped`), and the cause of any loss
+    in words. A counter is named as a cause when ticks are missing (or `drops_are_losses`: each one is a tick of the
+    episode left without, whatever the totals), a shortfall no counter explains as `unexplained`, more kept than
+    expected as `surplus` (None: no fault, e.g. the reward node also scores the ticks before the arm is enabled)."""
+    excluded = {k: int(v) for k, v in (excluded or {}).items() if v}
+    dropped = {k: int(v) for k, v in (dropped or {}).items() if v}
+    lost = None if expected is None else expected - kept - sum(excluded.values())
+    rewards_lost = 0 if rewards is None else kept - rewards
+    short = lost is None or lost > 0
+    causes = [f"{n} {name}" for name, n in dropped.items()] if short or drops_are_losses else []
+    if lost is not None and lost > sum(dropped.values()):
+        causes.append(f"{lost - sum(dropped.values())} {unexplained}")
+    elif lost is not None and lost < 0 and surplus:
+        causes.append(f"{-lost} {surplus}")
+    if rewards_lost:
+        causes.append(f"{rewards_lost} kept without their reward record")
+    return {"episode": episode, "expected": expected, "kept": kept, "rewards": rewards, "excluded": excluded,
+            "dropped": dropped, "lost": lost, "rewards_lost": rewards_lost, "cause": ", ".join(causes)}
+
+
+class StampTally:
+    """A node's running count of one episode's ticks (those it kept, those it dropped by cause) from an input stream
+    that arrives in order: settled once an input stamped after the episode's end has come."""
+
+    def __init__(self, episode: int):
+        self.episode = episode
+        self.kept: list[float] = []
+        self.dropped: dict[str, int] = {}
+        self.failure = ""  # why the rest of the episode was not kept (e.g. the reward source's setup failed)
+        self.end: float | None = None
+        self.expected: int | None = None
+
+    def drop(self, cause: str, n: int = 1) -> None:
+        self.dropped[cause] = self.dropped.get(cause, 0) + n
+
+    def ended(self, end_stamp: float, expected: int | None) -> None:
+        self.end, self.expected = end_stamp, expected
+
+    def settled(self, newest_stamp: float) -> bool:
+        return self.end is not None and newest_stamp > self.end
+
+    def result(self, surplus: str | None) -> dict:
+        """tally() of the kept ticks; ticks missing from the kept stamps' grid are `inputs_missing`."""
+        return tally(self.episode, self.expected, len(self.kept), dropped={**self.dropped,
+                     "inputs_missing": grid_gaps(self.kept)}, surplus=surplus, unexplained=self.failure or "unexplained",
+                     drops_are_losses=True)
+
+
+def grid_gaps(stamps: list[float]) -> int:
+    """Ticks missing between sorted stamps on their own grid (the median spacing; ticks jitter by less than half)."""
+    if len(stamps) < 3:
+        return 0
+    spacing = np.diff(stamps)
+    period = float(np.median(spacing))
+    return int(sum(round(d / period) - 1 for d in spacing if d > 1.5 * period)) if period > 0 else 0

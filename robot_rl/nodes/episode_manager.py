@@ -58,7 +58,7 @@ class EpisodeManagerNode(Node):
     def on_arm_status(self, msg: String) -> None:
         rec = decode_or_log(self, msg.data, records.ArmStatus)
         if rec is not None:
-            self.book.on_arm_status(rec.stamp, rec.state, rec.message, rec.watchdog)
+            self.book.on_arm_status(rec.stamp, rec.state, rec.message, rec.watchdog, rec.executor)
 
     def on_active(self, msg: String) -> None:
         rec = decode_or_log(self, msg.data, records.PolicyVersion)
@@ -105,7 +105,9 @@ class EpisodeManagerNode(Node):
             book.check_running(self.now())
             if book.end_request is not None:
                 book.phase = "ending"
-                self.call(self.cli_enable, SetBool.Request(data=False), self.after_disable)
+                self.call(self.cli_enable, SetBool.Request(data=False), lambda _future: book.arm_disabled())
+        elif book.phase == "ending" and book.ready_to_finish():
+            self.finish_episode()
 
     def call(self, client, request, done) -> None:
         self.pending_call = client.call_async(request)
@@ -125,11 +127,17 @@ class EpisodeManagerNode(Node):
         self.book.start_running()
         self.publish_status("running", stamp=self.book.start_stamp)
 
-    def after_disable(self, _future) -> None:
-        r = self.book.finish(self.now())
-        self.publish_status("ended", episode=r.episode, outcome=r.outcome, steps=r.steps, duration_s=r.duration_s,
-                            reason=r.reason)
-        self.get_logger().info(f"episode {r.episode} {r.outcome} after {r.steps} steps ({r.reason})")
+    def finish_episode(self) -> None:
+        """The `ended` record is stamped no earlier than the driver's last tick of the episode, so the nodes that
+        take inputs up to it (reward, recorder) cover every executed step even when this node's clock lags."""
+        stopped_at = self.book.executed_counts()[2]
+        now = self.now()
+        r = self.book.finish(now)
+        self.publish_status("ended", stamp=max(now, stopped_at or now), episode=r.episode, outcome=r.outcome,
+                            steps=r.steps, duration_s=r.duration_s, reason=r.reason, executed_steps=r.executed_steps,
+                            held_steps=r.held_steps)
+        self.get_logger().info(f"episode {r.episode} {r.outcome} after {r.steps} steps ({r.reason}); the arm "
+                               f"executed {r.executed_steps} ({r.held_steps} held)")
 
     def publish_status(self, state: str, stamp: float | None = None, episode: int | None = None, **fields) -> None:
         book = self.book

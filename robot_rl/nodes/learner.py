@@ -43,6 +43,7 @@ class LearnerNode(Node):
         self.results: queue.Queue[str | Result] = queue.Queue()  # the worker's news: a state or a Result
         self.episode, self.start_stamp = None, 0.0  # the running episode, and its start
         self.state, self.message, self.last_row = "warming_up", "", {}
+        self.last_accounting: dict | None = None  # the newest ended episode's (core.episodes.tally)
 
         self.pub_weights = contract.publisher(self, contract.POLICY_WEIGHTS)
         self.pub_version = contract.publisher(self, contract.POLICY_VERSION)
@@ -125,10 +126,14 @@ class LearnerNode(Node):
 
     # ---- learning ----------------------------------------------------------------------------------------------
     def end_episode(self, status: records.EpisodeStatus) -> None:
-        work, note = self.learner.take_episode(self.assembler, self.start_stamp, status.episode, status.outcome)
-        if note:
-            self.get_logger().warning(f"episode {status.episode}: {note}")
+        expected = None if status.executed_steps is None else status.executed_steps - (status.held_steps or 0)
+        work, self.last_accounting = self.learner.take_episode(self.assembler, self.start_stamp, status.episode,
+                                                               status.outcome, expected)
+        if self.last_accounting["cause"]:
+            self.get_logger().warning(f"episode {status.episode}: {self.last_accounting['kept']} transitions of "
+                                      f"{expected} executed steps: {self.last_accounting['cause']}")
         self.work.put(work)
+        self.publish_status()
 
     def worker(self) -> None:
         """Runs the updates off the ROS thread, so transitions keep arriving while the learner trains."""
@@ -169,7 +174,8 @@ class LearnerNode(Node):
         rec = records.LearnerStatus(stamp=self.now(), state=self.state, version=self.learner.version,
                                     updates=self.learner.poco.updates, store_steps=len(self.learner.store),
                                     online_episodes=self.learner.online_episodes,
-                                    message=self.message.split("\n")[0], last_episode=self.last_row)
+                                    message=self.message.split("\n")[0], last_episode=self.last_row,
+                                    last_accounting=self.last_accounting)
         self.pub_status.publish(String(data=records.encode(rec)))
 
     def announce_when_connected(self) -> None:

@@ -8,6 +8,9 @@ in a queue and are scored in order once it is ready, so guidance never blocks th
 The human verdict reaches this node through the episode manager: `episode/mark_success` / `mark_failure` end the
 episode with an operator outcome, and this node answers with a final record (success, done). The teleop node's
 success / failure buttons call those same services.
+
+Once an episode's inputs are all in (one stamped after its end came), `reward/status` says how many records it got
+against the steps the arm executed, and why any tick has none (core.episodes.StampTally).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from robot_rl.configs.reward import RewardConfig
+from robot_rl.core.episodes import StampTally
 from robot_rl.rewards.sources import RewardInput, RewardSource, make_source
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import ConfigError, declare_config, decode_or_log, run_node
@@ -49,6 +53,9 @@ class RewardNode(Node):
         self.recent: deque[RewardInput] = deque()  # the last RECENT_S of inputs, replayed when an episode starts
         self.workers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
         self.pub = None  # made on the first input, so a reward publisher in the graph means its inputs arrive
+        self.pub_status = contract.publisher(self, contract.REWARD_STATUS)
+        self.tally: StampTally | None = None  # the newest episode's, until reported
+        self.newest_input = float("-inf")
         contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
         contract.subscribe(self, contract.TASK_STATE, self.on_task_state)
         if self.cfg.source != "sim":
@@ -63,6 +70,9 @@ class RewardNode(Node):
             return
         if status.state == "running":
             if status.episode != self.episode:
+                if self.tally is not None:  # the previous episode's inputs stopped before one after its end came
+                    self.report_tally()
+                self.tally = StampTally(status.episode)
                 self.episode, self.task, self.start_stamp, self.step = status.episode, status.task, status.stamp, 0
                 self.end_stamp = float("inf")
                 self.ready, self.preparing = False, None
@@ -72,7 +82,10 @@ class RewardNode(Node):
                         self.submit(obs)
                 self.drain()
             return
-        if status.state != "ended" or status.episode != self.episode:
+        if status.state != "ended" or self.tally is None or status.episode != self.tally.episode:
+            return
+        self.tally.ended(status.stamp, status.executed_steps)
+        if status.episode != self.episode:  # its reward source failed: no records this episode
             return
         # inputs up to the end still score when they arrive after this status (another topic): the last ticks too
         self.end_stamp = status.stamp
@@ -106,9 +119,10 @@ class RewardNode(Node):
         self.recent.append(obs)
         while self.recent[0].stamp < obs.stamp - RECENT_S:
             self.recent.popleft()
+        self.newest_input = max(self.newest_input, obs.stamp)
         if self.episode is not None and self.start_stamp <= obs.stamp <= self.end_stamp:
             self.submit(obs)
-            self.drain()
+        self.drain()
 
     # ---- scoring ---------------------------------------------------------------------------------------------------
     def submit(self, obs: RewardInput) -> None:
@@ -118,9 +132,12 @@ class RewardNode(Node):
             self.get_logger().warning("reward source still preparing; dropping the oldest queued frame",
                                       throttle_duration_sec=1.0)
             self.pending.popleft()
+            self.tally.drop("queue_full")
         self.pending.append(obs)
 
     def drain(self) -> None:
+        if self.tally is not None and not self.pending and self.tally.settled(self.newest_input):
+            self.report_tally()
         if not self.ready:
             if self.preparing is None or not self.preparing.done():
                 return
@@ -128,6 +145,7 @@ class RewardNode(Node):
             if err is not None:
                 self.get_logger().error(f"episode {self.episode}: reward source setup failed: {err}; "
                                         "no rewards this episode")
+                self.tally.failure = f"setup_failed: {err}"
                 self.pending.clear()
                 self.preparing = None
                 self.episode = None
@@ -146,11 +164,25 @@ class RewardNode(Node):
             out = self.source.step(obs)
         except ValueError as err:
             self.get_logger().error(f"no reward for this step: {err}", throttle_duration_sec=1.0)
+            self.tally.drop("source_error")
             return
         rec = records.RewardRecord(stamp=obs.stamp, episode=self.episode, step=self.step, reward=out.reward,
                                    terms=out.terms, success=out.success, done=out.done, source=self.source.name)
         self.pub.publish(String(data=records.encode(rec)))
         self.step += 1
+        if obs.operator is None:  # an operator's verdict is a record more, not a tick
+            self.tally.kept.append(obs.stamp)
+
+    def report_tally(self) -> None:
+        """reward/status: the records of the tallied episode against the steps the arm executed; it also scores the
+        ticks between the reset and the arm's enable, and the one after its last action, so more is no fault."""
+        accounting = self.tally.result(surplus=None)
+        self.pub_status.publish(String(data=records.encode(records.RewardStatus(
+            stamp=self.tally.end if self.tally.end is not None else self.newest_input, accounting=accounting))))
+        if accounting["cause"]:
+            self.get_logger().warning(f"episode {self.tally.episode}: {accounting['kept']} reward records for "
+                                      f"{accounting['expected']} executed steps: {accounting['cause']}")
+        self.tally = None
 
     def destroy_node(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)

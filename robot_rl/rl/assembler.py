@@ -8,8 +8,11 @@ camera frames), each arriving on its own stream: a tick's state exists once ever
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from robot_rl.core.episodes import tally
 from robot_rl.core.stamps import nearest_key, stamp_key
 from robot_rl.core.state import camera_stream, observation_streams, state_from_streams
 from robot_rl.rl.replay import Episode
@@ -23,6 +26,35 @@ GRID_JITTER_S = 0.002  # control ticks fall on the 2 ms physics grid, not exactl
 class RateMismatch(ValueError):
     """The executed actions come at another rate than the learner's control period: pairing them with states and
     rewards one period apart would make wrong transitions."""
+
+
+@dataclass
+class Assembly:
+    """Where finish() put each executed action of the episode: into a transition, or left out under one cause."""
+    actions: int = 0         # executed actions (holds are not sent here) since the episode's start
+    transitions: int = 0
+    rewards: int = 0         # transitions whose reward record arrived (the others are stored with reward 0)
+    without_state: int = 0   # leading actions whose state never came (the first states can beat DDS discovery)
+    cut: int = 0             # from the first action whose next state is missing: the episode ends before it
+    after_terminal: int = 0  # after the first successful reward, which ends the episode
+
+    def note(self) -> str:
+        """The ticks left out, in words ("" when none was)."""
+        parts = [f"{self.without_state} first action(s) had no state" if self.without_state else "",
+                 f"{self.cut} action(s) cut: no state after the action at the cut" if self.cut else "",
+                 f"{self.rewards_missing} transition(s) without a reward record" if self.rewards_missing else ""]
+        return "; ".join(p for p in parts if p)
+
+    @property
+    def rewards_missing(self) -> int:
+        return self.transitions - self.rewards
+
+    def accounting(self, episode: int, expected: int | None) -> dict:
+        """Against the `expected` executed actions (the driver's count less its holds; None: unknown): core tally."""
+        return tally(episode, expected, self.transitions, rewards=self.rewards,
+                     excluded={"after_terminal": self.after_terminal},
+                     dropped={"not_received": max(0, (expected or 0) - self.actions),
+                              "without_state": self.without_state, "cut_no_next_state": self.cut})
 
 
 class EpisodeAssembler:
@@ -80,32 +112,35 @@ class EpisodeAssembler:
     def add_reward(self, stamp: float, reward: float, success: bool) -> None:
         self.rewards[stamp_key(stamp)] = (float(reward), bool(success))
 
-    def finish(self, start_stamp: float) -> tuple[Episode | None, str]:
-        """The episode since `start_stamp` (actions in raw units) and a note on any ticks left out, or None and the
-        reason it could not be built. Leading ticks without a state are skipped (the first states can beat DDS
-        discovery); a later gap ends the episode at the last transition whose next state arrived. Raises RateMismatch
-        when the actions are spaced at another period than the configured one."""
+    def finish(self, start_stamp: float) -> tuple[Episode | None, Assembly]:
+        """The episode since `start_stamp` (actions in raw units), or None, and where each executed action went.
+        Leading ticks without a state are skipped (the first states can beat DDS discovery); a later gap ends the
+        episode at the last transition whose next state arrived. Raises RateMismatch when the actions are spaced at
+        another period than the configured one."""
         step = stamp_key(self.period)
-        ticks = sorted(k for k in self.actions if k >= stamp_key(start_stamp) - step // 2)  # stamps jitter on the grid
+        ticks = self.ticks_since(start_stamp)
         self._check_rate(ticks)
+        tally = Assembly(actions=len(ticks))
         states = [nearest_key(self.states, k, step // 2) for k in ticks]  # ticks jitter on the physics grid
-        first = next((i for i, s in enumerate(states) if s is not None), None)
-        if first is None:
-            return None, "no executed action has a state"
-        rows, terminated, note = [], False, f"{first} first action(s) had no state; " if first else ""
+        first = next((i for i, s in enumerate(states) if s is not None), len(ticks))
+        tally.without_state = first
+        rows, terminated = [], False
         for i in range(first, len(ticks)):
             following = nearest_key(self.states, ticks[i] + step, step // 2)  # s_{t+dt}, also the next row's state
             if following is None:
-                note += f"no state after the action at t={ticks[i] * 1e-6:.3f}: episode cut there"
+                tally.cut = len(ticks) - i
                 break
-            reward, success = self._reward_after(ticks[i], step)
+            reward, success, matched = self._reward_after(ticks[i], step)
             action, human = self.actions[ticks[i]]
             rows.append((states[i], action, reward, human, following))
+            tally.rewards += matched
             if success:
                 terminated = True
+                tally.after_terminal = len(ticks) - i - 1
                 break
+        tally.transitions = len(rows)
         if not rows:
-            return None, note or "no complete transition"
+            return None, tally
         keys = [r[0] for r in rows] + [rows[-1][4]]  # the stamps of s_0..s_T
         cameras = self.images.get(keys[0], {})
         episode = Episode(np.stack([self.states[k] for k in keys]), np.stack([r[1] for r in rows]),
@@ -113,7 +148,11 @@ class EpisodeAssembler:
                           np.asarray([r[3] for r in rows], dtype=bool),
                           images={cam: np.stack([self.images[k][cam] for k in keys]) for cam in cameras})
         self.reset()
-        return episode, note
+        return episode, tally
+
+    def ticks_since(self, start_stamp: float) -> list[int]:
+        """The stamp keys of the executed actions since `start_stamp` (stamps jitter on the physics grid)."""
+        return sorted(k for k in self.actions if k >= stamp_key(start_stamp) - stamp_key(self.period) // 2)
 
     def _check_rate(self, ticks: list[int]) -> None:
         """The actions' spacing, averaged over those near the median (a dropped action makes a gap, the physics grid
@@ -126,6 +165,7 @@ class EpisodeAssembler:
             raise RateMismatch(f"executed actions arrive at {1 / spacing:.1f} Hz, the learner is configured for "
                                f"{1 / self.period:.1f} Hz")
 
-    def _reward_after(self, k: int, step: int) -> tuple[float, bool]:
+    def _reward_after(self, k: int, step: int) -> tuple[float, bool, bool]:
+        """(reward, success, whether its record arrived) of the tick after `k`."""
         near = nearest_key(self.rewards, k + step, step // 2)
-        return self.rewards[near] if near is not None else (0.0, False)
+        return (*self.rewards[near], True) if near is not None else (0.0, False, False)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from robot_rl.core.episodes import tally
 from robot_rl.policies import (load_policy, policy_from_bytes, policy_to_bytes, save_policy,
                                selector_from_bytes)
 from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
@@ -105,26 +106,30 @@ class ResumableLearner:
         except Exception as err:  # noqa: BLE001 - any failure is reported, the node keeps serving weights
             return f"critic warm-up failed: {err!r}\n{traceback.format_exc()}"
 
-    def take_episode(self, assembler: EpisodeAssembler, start_stamp: float, episode: int,
-                     outcome: str) -> tuple[Work, str]:
+    def take_episode(self, assembler: EpisodeAssembler, start_stamp: float, episode: int, outcome: str,
+                     expected: int | None = None) -> tuple[Work, dict]:
         """The episode the assembler built since `start_stamp` into the store, persisted first; returns the updates it
-        is owed and a note on ticks left out. An episode that cannot be built is owed none (the last good weights are
-        re-issued); one whose actions came at another rate than the learner's is an error to report."""
+        is owed and its accounting (core.episodes.tally) against the `expected` executed actions (the driver's
+        count, holds left out; None: unknown). An episode that cannot be built is owed none (the last good weights
+        are re-issued); one whose actions came at another rate than the learner's is an error to report."""
         try:
-            raw, note = assembler.finish(start_stamp)
+            raw, assembly = assembler.finish(start_stamp)
         except RateMismatch as err:
-            return Work(episode, outcome, 0, float("nan"), error=f"episode {episode} not stored: {err}"), ""
+            refused = len(assembler.ticks_since(start_stamp))
+            return (Work(episode, outcome, 0, float("nan"), error=f"episode {episode} not stored: {err}"),
+                    tally(episode, expected, 0, dropped={"refused_rate_mismatch": refused}))
+        accounting = assembly.accounting(episode, expected)
         if raw is None:
-            return Work(episode, outcome, 0, float("nan")), f"not stored: {note}"
+            return Work(episode, outcome, 0, float("nan")), accounting
         actions = self.policy.normalizer.normalize_actions(torch.as_tensor(raw.actions)).clamp(-1, 1).numpy()
         stored = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions, images=raw.images)
         save_episode(stored, self.replay_dir, self.online_episodes)  # persisted before any update uses it
         self.online_episodes += 1
         self._add_to_store(stored)
-        return Work(episode, outcome, len(actions), float(raw.interventions.mean())), note
+        return Work(episode, outcome, len(actions), float(raw.interventions.mean())), accounting
 
     def run(self, work: Work, publish_every: int = 0) -> Iterator[Result]:
-        """UTD 1 for one episode's steps in slices of `publish_every` updates (0: one slice), each slice's weights
+        """`utd_ratio` updates per step of one episode in slices of `publish_every` (0: one slice), each slice's weights
         a new version; the last also saves the checkpoint and logs the episode. A failure re-issues the last good
         weights; so does an episode that stored nothing, so a graph waiting for a version newer than its last
         episode's goes on."""

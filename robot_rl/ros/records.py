@@ -46,6 +46,10 @@ class EpisodeStatus(Record):
     steps: int = 0
     duration_s: float = 0.0
     reason: str = ""
+    executed_steps: int | None = Field(None, ge=0, description="on ended: the control ticks the driver executed an "
+                                       "action in (holds included), by its own counters; None: it reports none")
+    held_steps: int | None = Field(None, ge=0, description="on ended: of those, the ticks it held position (no new "
+                                                            "point was due)")
 
 
 class PolicyVersion(Record):
@@ -70,6 +74,25 @@ class ArmStatus(Record):
                                               "(the policy or teleop went silent): holding position")
 
 
+class Accounting(BaseModel):
+    """One node's tally of one episode: what it kept against the ticks the driver executed (episode/status), every
+    tick it left out under a cause. `excluded` ticks are left out by design (after the terminal reward, holds in
+    another action space), `dropped` ones are lost; `lost` = expected - kept - excluded, `rewards_lost` = kept ticks
+    without their reward record, `cause` says both in words ("" when nothing was lost)."""
+
+    model_config = ConfigDict(extra="forbid")
+    episode: int = Field(ge=0)
+    expected: int | None = Field(ge=0, description="ticks to keep, from episode/status (None: the driver reports no "
+                                                   "counters)")
+    kept: int = Field(ge=0, description="transitions stored / frames written / reward records published")
+    rewards: int | None = Field(None, ge=0, description="of those, with their reward record matched (None: n/a)")
+    excluded: dict[str, int] = Field(default_factory=dict)
+    dropped: dict[str, int] = Field(default_factory=dict)
+    lost: int | None = Field(description="None when `expected` is unknown")
+    rewards_lost: int = Field(0, ge=0)
+    cause: str = ""
+
+
 class LearnerStatus(Record):
     """What the learner is doing (learner/status): its weights' version, store size and the newest episode's row."""
 
@@ -82,6 +105,23 @@ class LearnerStatus(Record):
     message: str = Field("", description="in error: what failed (the learner keeps serving its last good weights)")
     last_episode: dict[str, float | int | str | None] = Field(default_factory=dict,
                                                             description="the newest learner_log.jsonl row")
+    last_accounting: Accounting | None = Field(None, description="the newest ended episode: executed steps against "
+                                                                 "transitions stored and rewards matched")
+
+
+class RewardStatus(Record):
+    """The reward node's tally of its newest ended episode (reward/status), once its last inputs have arrived."""
+
+    kind: Literal["reward_status"] = "reward_status"
+    accounting: Accounting
+
+
+class RecorderStatus(Record):
+    """The recorder's tally of its newest episode (recorder/status), once the dataset writer has saved or failed it."""
+
+    kind: Literal["recorder_status"] = "recorder_status"
+    state: Literal["saved", "failed", "discarded"]
+    accounting: Accounting
 
 
 class CameraStatus(Record):
@@ -109,7 +149,8 @@ class TaskState(Record):
 
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.model_fields["kind"].default: cls
-    for cls in (RewardRecord, EpisodeStatus, PolicyVersion, ArmStatus, LearnerStatus, CameraStatus, TaskState)
+    for cls in (RewardRecord, EpisodeStatus, PolicyVersion, ArmStatus, LearnerStatus, RewardStatus,
+                RecorderStatus, CameraStatus, TaskState)
 }
 
 

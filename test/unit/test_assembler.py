@@ -14,20 +14,23 @@ def tick(i: int) -> float:
     return round(i * DT / 0.002) * 0.002  # bridge ticks land on the 2 ms physics grid, not exactly on i·dt
 
 
-def fill(asm: EpisodeAssembler, n: int, missing_states=(), success_at=None):
+def fill(asm: EpisodeAssembler, n: int, missing_states=(), success_at=None, missing_rewards=(), missing_actions=()):
     for i in range(n + 1):
         if i not in missing_states:
             asm.add_state(tick(i), np.full(3, i, np.float32))
     for i in range(n):
-        asm.add_action(tick(i + 1) - DT, np.full(2, i, np.float32), is_intervention=(i == 1))  # stamp = tick − dt
-        asm.add_reward(tick(i + 1), 1.0 if i == success_at else -0.01, i == success_at)
+        if i not in missing_actions:  # stamp = tick − dt
+            asm.add_action(tick(i + 1) - DT, np.full(2, i, np.float32), is_intervention=(i == 1))
+        if i not in missing_rewards:
+            asm.add_reward(tick(i + 1), 1.0 if i == success_at else -0.01, i == success_at)
 
 
 def test_transitions_pair_state_action_and_the_next_reward():
     asm = EpisodeAssembler(DT)
     fill(asm, 6)
-    ep, note = asm.finish(0.0)
-    assert note == "" and len(ep.actions) == 6 and len(ep.states) == 7
+    ep, done = asm.finish(0.0)
+    assert done.note() == "" and len(ep.actions) == 6 and len(ep.states) == 7
+    assert (done.actions, done.transitions, done.rewards) == (6, 6, 6)
     np.testing.assert_array_equal(ep.states[:, 0], np.arange(7))
     np.testing.assert_array_equal(ep.actions[:, 0], np.arange(6))
     np.testing.assert_allclose(ep.rewards, [-0.01] * 6)
@@ -38,16 +41,18 @@ def test_transitions_pair_state_action_and_the_next_reward():
 def test_success_terminates_and_later_ticks_are_left_out():
     asm = EpisodeAssembler(DT)
     fill(asm, 8, success_at=3)
-    ep, _ = asm.finish(0.0)
+    ep, done = asm.finish(0.0)
     assert ep.terminated and len(ep.actions) == 4 and ep.rewards[-1] == 1.0
+    assert (done.transitions, done.after_terminal) == (4, 4)
 
 
 def test_missing_first_states_are_skipped_and_a_later_gap_cuts_the_episode():
     asm = EpisodeAssembler(DT)
     fill(asm, 8, missing_states=(0, 1, 6))
-    ep, note = asm.finish(0.0)
+    ep, done = asm.finish(0.0)
     np.testing.assert_array_equal(ep.actions[:, 0], [2, 3, 4])  # from the first complete tick to the gap
-    assert "2 first action(s)" in note and "cut" in note
+    assert (done.without_state, done.cut) == (2, 3)
+    assert "2 first action(s)" in done.note() and "cut" in done.note()
     np.testing.assert_array_equal(ep.states[:, 0], [2, 3, 4, 5])
 
 
@@ -86,3 +91,35 @@ def test_actions_at_another_rate_than_the_learner_s_are_refused_naming_both(hz):
     with pytest.raises(RateMismatch, match=rf"executed actions arrive at {hz:.1f} Hz, the learner is configured for "
                                            r"15\.0 Hz"):
         asm.finish(0.0)
+
+
+def accounting(asm: EpisodeAssembler, expected: int) -> dict:
+    """What the learner reports in learner/status: the assembly tallied against the driver's executed steps."""
+    return asm.finish(0.0)[1].accounting(0, expected)
+
+
+def test_accounting_names_the_cause_of_every_tick_left_out():
+    complete = EpisodeAssembler(DT)
+    fill(complete, 8)
+    assert accounting(complete, 8) == {"episode": 0, "expected": 8, "kept": 8, "rewards": 8, "excluded": {},
+                                       "dropped": {}, "lost": 0, "rewards_lost": 0, "cause": ""}
+    dropped_reward = EpisodeAssembler(DT)
+    fill(dropped_reward, 8, missing_rewards=(5,))   # stored with reward 0: the transition is kept, its reward lost
+    report = accounting(dropped_reward, 8)
+    assert (report["kept"], report["lost"], report["rewards_lost"]) == (8, 0, 1)
+    assert report["cause"] == "1 kept without their reward record"
+    missing_state = EpisodeAssembler(DT)
+    fill(missing_state, 8, missing_states=(0,))     # the first action has no state
+    report = accounting(missing_state, 8)
+    assert (report["lost"], report["dropped"], report["cause"]) == (1, {"without_state": 1}, "1 without_state")
+    cut = EpisodeAssembler(DT)
+    fill(cut, 8, missing_states=(6,))               # a gap: the episode ends at the last complete transition
+    report = accounting(cut, 8)
+    assert (report["kept"], report["lost"], report["dropped"]) == (5, 3, {"cut_no_next_state": 3})
+    lost_action = EpisodeAssembler(DT)
+    fill(lost_action, 8, missing_actions=(7,))      # the driver executed 8, one never reached the learner
+    assert accounting(lost_action, 8)["dropped"] == {"not_received": 1}
+    success = EpisodeAssembler(DT)
+    fill(success, 8, success_at=5)                  # after the terminal reward: left out by design, not lost
+    report = accounting(success, 8)
+    assert (report["kept"], report["excluded"], report["lost"], report["cause"]) == (6, {"after_terminal": 2}, 0, "")

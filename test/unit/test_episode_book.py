@@ -2,7 +2,7 @@
 import logging
 
 from robot_rl.configs.episode import EpisodeConfig
-from robot_rl.core.episodes import EpisodeBook
+from robot_rl.core.episodes import EpisodeBook, StampTally, grid_gaps
 
 LOG = logging.getLogger("episode_book_test")
 
@@ -71,3 +71,48 @@ def test_continuous_sync_waits_for_the_first_weights_a_lagging_learner_and_every
     assert book.waiting_for_weights()
     book.trained_through = 2
     assert not book.waiting_for_weights()
+
+
+def counters(executed: int, idle: int = 0, watchdog: int = 0) -> dict[str, float]:
+    return {"points_executed": float(executed), "ticks_idle": float(idle), "ticks_watchdog": float(watchdog),
+            "chunks": 3.0}
+
+
+def test_the_ended_result_carries_the_steps_the_driver_executed_by_its_own_counters(tmp_path):
+    book = running_book(tmp_path, max_steps=15)
+    book.on_arm_status(10.0, "disabled", "", False, counters(100, 5))   # the previous episode's: no count yet
+    book.on_arm_status(10.0, "ready", "", False, counters(100, 5))      # enabled: the count starts here
+    book.on_arm_status(10.5, "ready", "", False, counters(107, 5))      # periodic, while running
+    book.check_running(11.0)
+    book.phase = "ending"
+    assert not book.ready_to_finish()                                   # the arm is not disabled yet
+    book.arm_disabled()
+    assert not book.ready_to_finish()                                   # its final counters are on their way
+    book.on_arm_status(11.07, "disabled", "", False, counters(113, 6, 1))
+    assert book.ready_to_finish() and book.executed_counts() == (15, 2, 11.07)
+    result = book.finish(now=11.0)
+    assert (result.steps, result.executed_steps, result.held_steps) == (15, 15, 2)
+    assert book.executed_counts() == (None, None, None)                 # the next episode counts afresh
+
+
+def test_a_driver_without_counters_leaves_the_executed_steps_unknown(tmp_path):
+    book = running_book(tmp_path, max_steps=15)
+    book.on_arm_status(10.0, "ready", "", False, {})
+    book.request_end("stopped", "operator")
+    book.phase = "ending"
+    book.arm_disabled()
+    assert book.ready_to_finish()                                       # nothing to wait for
+    assert book.finish(now=10.5).executed_steps is None
+
+
+def test_a_stamp_tally_counts_gaps_on_its_grid_and_settles_after_the_end():
+    assert grid_gaps([0.0, 0.1, 0.2, 0.5, 0.6, 0.7]) == 2
+    tally = StampTally(episode=4)
+    tally.kept = [i * 0.1 for i in range(12) if i != 6]                 # one input never came
+    tally.drop("queue_full")
+    assert not tally.settled(2.0)                                       # its end is not known yet
+    tally.ended(1.1, expected=12)
+    assert not tally.settled(1.1) and tally.settled(1.2)
+    report = tally.result(surplus=None)
+    assert (report["kept"], report["lost"], report["dropped"]) == (11, 1, {"queue_full": 1, "inputs_missing": 1})
+    assert report["cause"] == "1 queue_full, 1 inputs_missing"

@@ -8,6 +8,7 @@ import torch
 
 from robot_rl.policies import policy_from_bytes, save_policy
 from robot_rl.rl.config import POCOConfig
+from robot_rl.rl.assembler import EpisodeAssembler
 from robot_rl.rl.replay import Episode
 from robot_rl.rl.resumable import ResumableLearner, Work
 from policy_fixtures import tiny_sim_policy
@@ -54,6 +55,27 @@ def test_a_failing_update_reissues_the_last_good_weights_and_counts_the_episode_
     last_good, _ = policy_from_bytes(good[-1].weights)
     assert version == good[-1].version + 1                             # the last good weights, re-issued
     assert all(torch.equal(a, b) for a, b in zip(reissued.state_dict().values(), last_good.state_dict().values()))
+
+
+def test_take_episode_stores_the_episode_and_accounts_for_every_executed_step(learner):
+    dt, state_dim, action_dim = 1 / 15, learner.policy.spec.state_dim, len(learner.policy.spec.action_names)
+    asm = EpisodeAssembler(dt)
+    for i in range(11):
+        asm.add_state(i * dt, np.zeros(state_dim, np.float32))
+    for i in range(10):
+        asm.add_action(i * dt, np.zeros(action_dim, np.float32), is_intervention=False)
+        if i != 4:  # one reward record dropped
+            asm.add_reward((i + 1) * dt, -0.01, False)
+    work, accounting = learner.take_episode(asm, 0.0, episode=2, outcome="timeout", expected=11)
+    assert work.steps == 10 and learner.online_episodes == 1
+    assert (accounting["kept"], accounting["lost"], accounting["dropped"]) == (10, 1, {"not_received": 1})
+    assert accounting["cause"] == "1 not_received, 1 kept without their reward record"
+    refused = EpisodeAssembler(2 * dt)                       # the actions come at twice the learner's rate
+    for i in range(10):
+        refused.add_action(i * dt, np.zeros(action_dim, np.float32), is_intervention=False)
+    work, accounting = learner.take_episode(refused, 0.0, episode=3, outcome="timeout", expected=10)
+    assert work.steps == 0 and "not stored" in work.error
+    assert accounting["dropped"] == {"refused_rate_mismatch": 10} and accounting["lost"] == 10
 
 
 def test_the_update_to_data_ratio_sets_the_updates_an_episode_is_owed(learner):
