@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from robot_rl.core.stats import Estimate, paired_difference, wilson
 from robot_rl.core.types import EVAL_SEED, TASK_MAX_STEPS
 from robot_rl.core.yaml_config import load_yaml_model
 from robot_rl.rl.config import POCOConfig
@@ -37,7 +38,7 @@ class DemoConfig(BaseModel):
                                                                    "empty = state (robot + object pose)")
     image_size: int = Field(64, ge=16, description="camera frames are rendered at this size")
     online_episodes: int = Field(15, ge=1)
-    eval_episodes: int = Field(20, ge=1)
+    eval_episodes: int = Field(50, ge=1, description="per evaluation, on the same seeds before and after")
     max_steps: int = Field(200, ge=1)
     poco: POCOConfig = Field(default_factory=POCOConfig, description="the learner's settings; poco.mode bc or "
                                                                       "best_of_n runs a baseline on the same graph")
@@ -110,6 +111,22 @@ def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig) -> l
 
 def success_rate(episodes: list[dict]) -> float:
     return sum(e["outcome"] == "success" for e in episodes) / len(episodes) if episodes else float("nan")
+
+
+def _rate(episodes: list[dict]) -> str:
+    if not episodes:
+        return "–"
+    rate = wilson(sum(e["outcome"] == "success" for e in episodes), len(episodes))
+    return f"{rate.mean:.0%} [{rate.low:.0%}, {rate.high:.0%}]"
+
+
+def paired_change(before: list[dict], after: list[dict]) -> Estimate | None:
+    """Success after minus before on the evaluation seeds both ran (bootstrap interval over those episodes)."""
+    won = [{e["seed"]: e["outcome"] == "success" for e in run} for run in (before, after)]
+    seeds = sorted(set(won[0]) & set(won[1]))
+    if not seeds:
+        return None
+    return paired_difference([won[1][s] for s in seeds], [won[0][s] for s in seeds])
 
 
 def plot_learning_curve(online: list[dict], learner_log: list[dict], before: float, after: float, path: Path,
@@ -194,22 +211,33 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     learner_log = _read_jsonl(learner_out / "learner_log.jsonl")
     rate_before, rate_after = success_rate(before), success_rate(after)
+    change = paired_change(before, after)
+    online_steps = sum(e["steps"] for e in online)
+    # the robot should not wait for the learner: wall time per env step online against evaluation alone
+    per_step = {"online": timings["online fine-tuning"] / max(1, online_steps),
+                "evaluation": timings["fine-tuned evaluation"] / max(1, sum(e["steps"] for e in after))}
     table = "\n".join([
-        f"| policy ({cfg.task}, eval seeds {EVAL_SEED}..{EVAL_SEED + cfg.eval_episodes - 1}) | episodes | success |",
+        f"| policy ({cfg.task}, eval seeds {EVAL_SEED}..{EVAL_SEED + cfg.eval_episodes - 1}) | episodes | "
+        "success [95 % interval] |",
         "|---|---|---|",
         f"| scripted expert with noise {cfg.demo_noise} (the demonstrations) | {cfg.demo_episodes} | "
         f"{demo_summary['success_rate']:.0%} |",
-        f"| BC prior (flow matching) | {len(before)} | {rate_before:.0%} |",
-        f"| after {cfg.poco.mode} ({len(online)} online episodes, {sum(e['steps'] for e in online)} env steps) | "
-        f"{len(after)} | {rate_after:.0%} |",
+        f"| BC prior (flow matching) | {len(before)} | {_rate(before)} |",
+        f"| after {cfg.poco.mode} ({len(online)} online episodes, {online_steps} env steps) | {len(after)} | "
+        f"{_rate(after)} |",
+        f"| change (paired on the same seeds, points) | {len(after)} | {change.points() if change else '–'} |",
     ])
     plot_learning_curve(online, learner_log, rate_before, rate_after, out / "learning_curve.png",
                         f"{cfg.poco.mode} on {cfg.task} through the ROS graph")
     summary = {"config": cfg.model_dump(), "success_prior": rate_before, "success_finetuned": rate_after,
-               "online_success": success_rate(online), "timings_s": timings, "table": table}
+               "change": change.__dict__ if change else None, "online_success": success_rate(online),
+               "timings_s": timings, "wall_s_per_env_step": per_step,
+               "online_over_evaluation": per_step["online"] / per_step["evaluation"], "table": table}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "success_table.md").write_text(table + "\n")
-    print("\n" + table + f"\n\nlearning curve: {out / 'learning_curve.png'}", flush=True)
+    print("\n" + table + f"\n\nwall time per env step: online {per_step['online'] * 1e3:.0f} ms, evaluation "
+          f"{per_step['evaluation'] * 1e3:.0f} ms ({summary['online_over_evaluation']:.2f}x)"
+          f"\nlearning curve: {out / 'learning_curve.png'}", flush=True)
     return summary
 
 

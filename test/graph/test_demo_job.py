@@ -20,6 +20,9 @@ def test_image_demo_runs_the_whole_job_and_the_learner_keeps_the_frames(tmp_path
                       "critic_hidden": 16})
     summary = run_demo(cfg)
     assert 0.0 <= summary["success_prior"] <= 1.0 and 0.0 <= summary["success_finetuned"] <= 1.0
+    change = summary["change"]  # paired on the one evaluation seed both runs used
+    assert change["n"] == 1 and change["mean"] == summary["success_finetuned"] - summary["success_prior"]
+    assert summary["online_over_evaluation"] > 0
     spec = json.loads((tmp_path / "learner" / "checkpoint" / "config.json").read_text())["spec"]
     assert spec["cameras"] == ["front"] and not spec["environment_state"]
     online = load_episodes(tmp_path / "learner" / "replay")
