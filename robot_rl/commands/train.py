@@ -16,25 +16,66 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def load_object(spec: str, what: str):
+    """`module:name` -> the object (a user's env factory or action adapter), with an error that names `spec`."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"{what} {spec!r}: cannot load it ({err}); give module:name on the Python path") from None
+
+
+def make_env(args):
+    """The env and the adapter from one raw policy action to its action: a project task (`--task`, normalised EE
+    deltas), a registered gymnasium id or a `module:factory` (`--env`, identity unless `--action-adapter`). A foreign
+    env must return dict observations with "state" (and "environment_state" for policies that use it) and report
+    `info["success"]`; its factory is the place to adapt them."""
+    import gymnasium as gym
+    import numpy as np
+
+    if not args.env:
+        from robot_rl.sim.gym_env import PandaTaskEnv, normalise_ee_delta
+
+        return PandaTaskEnv(args.task, max_steps=args.max_steps), normalise_ee_delta
+    if ":" in args.env:
+        env = load_object(args.env, "--env")()
+    else:
+        try:
+            env = gym.make(args.env, max_episode_steps=args.max_steps)
+        except gym.error.Error as err:
+            raise ValueError(f"--env {args.env!r}: {err}") from None
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Dict) or "state" not in space.spaces:
+        raise ValueError(f"--env {args.env!r}: observations must be a dict with a 'state' entry (the policy's state "
+                         f"vector), got {space}; adapt them in a module:factory")
+    adapter = load_object(args.action_adapter, "--action-adapter") if args.action_adapter else np.asarray
+    return env, adapter
+
+
 def cmd_finetune_gym(args) -> int:
     from robot_rl.core.stats import wilson
     from robot_rl.core.yaml_config import apply_sets
     from robot_rl.rl.config import POCOConfig
     from robot_rl.rl.online import OnlineConfig, finetune_checkpoint
-    from robot_rl.sim.gym_env import PandaTaskEnv, normalise_ee_delta
 
     try:
         sets = apply_sets({"poco": {"mode": args.mode}}, args.set)
         if unknown := sorted(set(sets) - {"poco"}):
             raise ValueError(f"--set: unknown section(s) {unknown}; finetune-gym takes poco.KEY=VALUE")
         cfg = POCOConfig.model_validate(sets["poco"])
+        env, to_env_action = make_env(args)
     except ValueError as err:  # pydantic's ValidationError is a ValueError and names the key
         print(f"robot-rl finetune-gym: {err}", file=sys.stderr)
         return 2
     online = OnlineConfig(env_steps=args.env_steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                           seed=args.seed)
-    curve = finetune_checkpoint(args.checkpoint, args.dataset, PandaTaskEnv(args.task, max_steps=args.max_steps),
-                                cfg, online, args.out, normalise_ee_delta)
+    try:
+        curve = finetune_checkpoint(args.checkpoint, args.dataset, env, cfg, online, args.out, to_env_action)
+    except ValueError as err:   # an env that does not fit the policy
+        print(f"robot-rl finetune-gym: {err}", file=sys.stderr)
+        return 2
     for steps, outcomes, metrics in zip(curve.env_steps, curve.outcomes, curve.metrics):
         print(f"env steps {steps:>6}: success {wilson(int(outcomes.sum()), len(outcomes))}  q_clip_ratio "
               f"{metrics.get('q_clip_ratio', float('nan')):.2f}")
@@ -59,7 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     f = sub.add_parser("finetune-gym", help="POCO (or a baseline) on a gymnasium env, without ROS")
     f.add_argument("checkpoint", help="pretrained policy directory")
-    f.add_argument("--task", default="pick_lift")
+    f.add_argument("--task", default="pick_lift", help="a project task (robot_rl.sim), unless --env is given")
+    f.add_argument("--env", default="", help="your own env: a registered gymnasium id or module:factory (dict "
+                                             "observations with 'state', info['success'])")
+    f.add_argument("--action-adapter", default="", metavar="module:function",
+                   help="maps one raw policy action to the env's action (default: identity for --env)")
     f.add_argument("--dataset", default="", help="offline demonstrations kept in the replay store")
     f.add_argument("--mode", default="poco", choices=["poco", "bc", "best_of_n", "actor_gradient"])
     f.add_argument("--set", action="append", default=[], metavar="poco.KEY=VALUE",

@@ -122,6 +122,17 @@ def _mean(rows: list[dict]) -> dict:
     return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in columns.items()}
 
 
+def check_env(env: gym.Env, spec) -> None:
+    """Refuse an env whose observations do not give the policy its state vector (ValueError naming both sizes)."""
+    spaces = getattr(env.observation_space, "spaces", {})
+    keys = ("state", "environment_state") if spec.environment_state else ("state",)
+    if missing := [k for k in keys if k not in spaces]:
+        raise ValueError(f"the env's observations lack {missing}, which this policy reads")
+    size = sum(int(np.prod(spaces[k].shape)) for k in keys)
+    if size != spec.state_dim:
+        raise ValueError(f"the env's {' + '.join(keys)} has {size} values, the policy's state {spec.state_dim}")
+
+
 def finetune_checkpoint(checkpoint: str | Path, dataset: str | Path | None, env: gym.Env, cfg: POCOConfig,
                         online: OnlineConfig, out: str | Path, to_env_action: ActionAdapter = np.asarray) -> Curve:
     """POCO (or a baseline) from a saved prior, with a dataset's demonstrations in the replay store; writes the
@@ -131,6 +142,7 @@ def finetune_checkpoint(checkpoint: str | Path, dataset: str | Path | None, env:
 
     torch.manual_seed(online.seed)
     policy, version = load_policy(checkpoint)
+    check_env(env, policy.spec)
     learner = POCOLearner(policy, cfg, seed=online.seed)
     store = ReplayStore(policy.spec.horizon, cfg.gamma)
     for episode in offline_episodes(dataset, policy, cfg.step_penalty) if dataset else ():
