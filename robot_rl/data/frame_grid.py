@@ -2,7 +2,7 @@
 
 The grid starts at the episode's first executed action (the arm is enabled after the reset). A `joint_states`
 sample at or after the next grid time opens frame t (t = its stamp); the frame is complete once the action executed
-at t has arrived (its target time is t; `teleop` marks an intervention) and `ee_pose` has reached t. Then:
+at t has arrived (executed_action stamped t; `teleop` marks an intervention) and `ee_pose` has reached t. Then:
 state = observation_state(ee_pose, joint_states) at t, images = the newest frame at or before t per camera (resized to
 the dataset size), reward = the reward record one action period after t (0 when none comes), done on the episode's
 last frame, measured_timestamp = t since the episode's first frame (the dataset's `timestamp` is the nominal
@@ -10,6 +10,7 @@ frame_index / fps). Frames go to `on_frame` in order, as keyword arguments of Le
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Callable
 
@@ -20,15 +21,19 @@ from robot_rl.core.observation import StaleStream, StreamBuffer
 from robot_rl.core.stamps import nearest_stamp, stamp_key
 from robot_rl.core.state import observation_state
 
-MAX_REWARD_LAG = 30  # frames (2 s at 15 Hz) a frame waits for its reward record before it is written with 0
+# how long (wall seconds) a complete frame waits for its reward record before it is written with 0: a lockstep sim
+# on a busy machine can run many frames ahead of the reward node, so a bound in frames lost rewards under load;
+# the episode's end flushes what still waits (settled() first waits for the rewards up to the end)
+REWARD_WAIT_S = 10.0
 STATE_STREAMS = ("joint_states", "ee_pose")
 
 
 class FrameGrid:
     def __init__(self, fps: float, action_names: tuple[str, ...], cameras: list[str],
                  image_shape: tuple[int, int, int], stale_s: float, on_frame: Callable[[dict], None],
-                 warn: Callable[[str], None]):
+                 warn: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
         self.fps, self.period = fps, 1.0 / fps
+        self.clock = clock   # wall time, for how long a frame has waited for its reward
         self.action_names, self.cameras, self.image_shape, self.stale_s = action_names, cameras, image_shape, stale_s
         self.on_frame, self.warn = on_frame, warn
         self.streams = StreamBuffer(depth=300)   # ~10 s of state at 30 Hz, kept while no episode runs too
@@ -73,14 +78,14 @@ class FrameGrid:
         self.joint_stamps.append(stamp)
         self.open_frame(stamp)
 
-    def add_action(self, target: float, names: tuple[str, ...], values: np.ndarray, teleop: bool, dt: float) -> None:
-        """The action executed at `target` (the target time of its first point)."""
+    def add_action(self, tick: float, names: tuple[str, ...], values: np.ndarray, teleop: bool, dt: float) -> None:
+        """The action executed at control tick `tick` (the executed_action's stamp)."""
         if names != self.action_names:
             self.count("foreign_actions")   # e.g. a joint-space hold while recording EE deltas
             return
-        self.actions[stamp_key(target)] = (values, teleop, dt)
-        if self.running and self.origin is None and target >= self.start_stamp - 1e-6:
-            self.start_grid(target)
+        self.actions[stamp_key(tick)] = (values, teleop, dt)
+        if self.running and self.origin is None and tick >= self.start_stamp - 1e-6:
+            self.start_grid(tick)
         self.complete_frames()
 
     def add_reward(self, stamp: float, reward: float, success: bool) -> None:
@@ -161,10 +166,12 @@ class FrameGrid:
                 continue
             frame = self.build_frame(t, *self.actions.pop(key))
             if frame is not None:
+                frame["ready_at"] = self.clock()
                 self.ready.append(frame)
-        # a frame waits for its reward (stamped one period later, from another process) up to MAX_REWARD_LAG frames;
-        # the newest frame always stays, so the episode's end can still mark it done
-        while len(self.ready) > 1 and (self.reward_key(self.ready[0]) is not None or len(self.ready) > MAX_REWARD_LAG):
+        # a frame waits for its reward (stamped one period later, from another process) up to REWARD_WAIT_S; the
+        # newest frame always stays, so the episode's end can still mark it done
+        while len(self.ready) > 1 and (self.reward_key(self.ready[0]) is not None
+                                       or self.clock() - self.ready[0]["ready_at"] > REWARD_WAIT_S):
             self.emit(self.ready.pop(0), done=False)
 
     def reward_key(self, frame: dict) -> int | None:
