@@ -123,7 +123,7 @@ class Watch:
         wait_for(idle, 30, "the episode manager idle", interval=0.5)
 
     def executed_in(self, episode: records.EpisodeStatus, source: str | None = None) -> list:
-        return [c for c in self.executed if c.target_time(0) > episode.stamp and (source is None or c.source == source)]
+        return [c for c in self.executed if c.stamp > episode.stamp and (source is None or c.source == source)]
 
 
 # ---- sockets -----------------------------------------------------------------------------------------------------

@@ -107,8 +107,10 @@ class ArmDriver:
         self._publish_executed(tick.point.names, executed, tick.point.source)
 
     def _publish_executed(self, names: tuple[str, ...], values: np.ndarray, source: str) -> None:
-        chunk = ActionChunk(self._now() - self.period, self.period, names, np.asarray(values)[None, :], source)
-        self.pub_executed.publish(convert.chunk_to_msg(chunk))  # stamp = tick time, the one point at +dt
+        # stamped with this tick, the time the point is issued at, as ActionChunk's rule has it (its target is one
+        # period later): the learner pairs it with the observation of the same stamp, the recorder with its frame
+        chunk = ActionChunk(self._now(), self.period, names, np.asarray(values)[None, :], source)
+        self.pub_executed.publish(convert.chunk_to_msg(chunk))
 
     def _publish_state(self, stamp: float, joints, velocities, position, quat_wxyz) -> None:
         """ee_pose first: a policy that plans on a joint_states stamp then finds the pose of that stamp waiting."""

@@ -107,7 +107,7 @@ class RecorderNode(Node):
         except convert.ConversionError as err:
             self.get_logger().warning(f"ignored executed action: {err}", throttle_duration_sec=1.0)
             return
-        self.grid.add_action(chunk.target_time(0), chunk.names, chunk.points[0], chunk.source == "teleop", chunk.dt)
+        self.grid.add_action(chunk.stamp, chunk.names, chunk.points[0], chunk.source == "teleop", chunk.dt)
 
     def on_reward(self, msg: String) -> None:
         rec = decode_or_log(self, msg.data, records.RewardRecord)

@@ -88,7 +88,7 @@ def test_sim_clock_stall_neither_acts_nor_ends_the_episode(graph):
         os.kill(bridge, signal.SIGCONT)
     assert all(c.stamp <= frozen_at + 1e-9 for c in during), [c.stamp for c in during]
     assert ended_during is None, ended_during
-    wait_graph(proc, lambda: [c for c in watch.executed_in(episode, "policy") if c.target_time(0) > frozen_at + 1.0],
+    wait_graph(proc, lambda: [c for c in watch.executed_in(episode, "policy") if c.stamp > frozen_at + 1.0],
                30, "policy actions after the stall")
     watch.pause()
     end = watch.last_status(episode.episode, "ended")
@@ -137,20 +137,20 @@ def test_policy_node_killed_arm_holds_from_the_next_tick_and_episode_is_interrup
     finally:
         watch.restart(proc, "policy", contract.ACTION_CHUNK)
     # the next episode, started meanwhile, holds until the restarted policy's first chunk, then runs
-    wait_graph(proc, lambda: any(c.source == "policy" and c.target_time(0) > end.stamp for c in watch.executed), 60,
+    wait_graph(proc, lambda: any(c.source == "policy" and c.stamp > end.stamp for c in watch.executed), 60,
                "policy actions after the restart")
     watch.pause()
     end_time = episode.stamp + end.duration_s
-    ticks = [c for c in watch.executed_in(episode) if c.target_time(0) <= end_time + 1e-6]
+    ticks = [c for c in watch.executed_in(episode) if c.stamp <= end_time + 1e-6]
     last_policy = max(i for i, c in enumerate(ticks) if c.source == "policy")
     after = ticks[last_policy + 1:]
     assert after, "no control tick after the last policy point"
     # the very next tick holds, and every tick after it
-    assert after[0].target_time(0) - ticks[last_policy].target_time(0) == pytest.approx(PERIOD, abs=3e-3)
+    assert after[0].stamp - ticks[last_policy].stamp == pytest.approx(PERIOD, abs=3e-3)
     assert all(c.source == "hold" for c in after), [c.source for c in after]
     assert all(np.all(c.points[0, :6] == 0.0) for c in after)  # EE hold: a zero delta, the target stays frozen
-    tail = sum(c.target_time(0) > killed_at for c in ticks[:last_policy + 1])
-    hold_from = after[0].target_time(0)
+    tail = sum(c.stamp > killed_at for c in ticks[:last_policy + 1])
+    hold_from = after[0].stamp
     held = [np.array(p) for t, p in watch.poses if hold_from <= t <= end_time]  # then the next episode resets it
     drift = max(np.linalg.norm(p - held[0]) for p in held)  # the arm settling onto its frozen target
     print(f"\npolicy killed at t={killed_at:.3f}: {tail} queued point(s) of its last chunk executed, then hold from "
