@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -267,3 +268,38 @@ def grid_gaps(stamps: list[float]) -> int:
     spacing = np.diff(stamps)
     period = float(np.median(spacing))
     return int(sum(round(d / period) - 1 for d in spacing if d > 1.5 * period)) if period > 0 else 0
+
+
+def recording_accounting(episode: int, executed: int | None, counts: dict[str, int]) -> dict:
+    """The recorder's tally of one episode from its frame grid's counters."""
+    frames = counts.get("frames", 0)
+    return tally(episode, executed, frames, rewards=frames - counts.get("frames_without_reward", 0),
+                 excluded={"held_in_another_action_space": counts.get("foreign_actions", 0)},
+                 dropped={k: counts.get(k, 0) for k in ("missed_slots", "frames_without_action",
+                                                        "frames_without_state")})
+
+
+class SaveReports:
+    """The recorder's accounting of the episodes queued for saving, reported as its writer thread ends each: the
+    writer ends saves in order and counts them (saved, failed), so each change of its counters is the oldest
+    queued episode's outcome."""
+
+    def __init__(self):
+        self.pending: deque[dict] = deque()
+        self.seen = (0, 0)   # the writer's (saved, failed) counters when last reported
+
+    def queue(self, accounting: dict) -> None:
+        self.pending.append(accounting)
+
+    def finished(self, saved: int, failed: int) -> list[tuple[str, dict]]:
+        """("saved" | "failed", accounting) for each save the writer ended since the last call; a failed save loses
+        every frame it kept."""
+        out = []
+        while self.pending and (saved, failed) != self.seen:
+            done, ok = self.pending.popleft(), saved > self.seen[0]
+            self.seen = (self.seen[0] + ok, self.seen[1] + (not ok))
+            if not ok:
+                done = tally(done["episode"], done["expected"], 0, excluded=done["excluded"],
+                             dropped={**done["dropped"], "write_failed": done["kept"]})
+            out.append(("saved" if ok else "failed", done))
+        return out

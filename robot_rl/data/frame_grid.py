@@ -44,6 +44,7 @@ class FrameGrid:
         self.newest_reward = -np.inf         # stamp of the newest reward record (they come in order, from one node)
         self.running = False
         self.ended = False                   # the episode ended: no new frames, late messages still complete some
+        self.end_stamp: float | None = None  # when it ended, once told (end_at)
         self.frame_times: list[float] = []   # opened frames, waiting for their action
         self.ready: list[dict] = []          # complete frames, held until their reward can have arrived
         self.start_stamp = self.next_frame = 0.0
@@ -71,6 +72,8 @@ class FrameGrid:
 
     def add_joint_states(self, stamp: float, positions) -> None:
         """`positions`: 7 arm joints + the gripper width."""
+        if self.end_stamp is not None and stamp >= self.end_stamp - 0.25 * self.period:
+            self.end()   # the episode's states are all in: no frame opens at or after its end
         if len(positions) < 8:
             self.count("bad_joint_states")
             return
@@ -104,7 +107,7 @@ class FrameGrid:
     def begin(self, start_stamp: float) -> None:
         """An episode starts at `start_stamp`: older actions and rewards go; one that arrived before this call
         (on another topic than the episode's status) starts the grid."""
-        self.running, self.ended, self.start_stamp = True, False, start_stamp
+        self.running, self.ended, self.end_stamp, self.start_stamp = True, False, None, start_stamp
         self.origin = self.first_t = None
         self.frame_times.clear()
         self.ready.clear()
@@ -120,6 +123,13 @@ class FrameGrid:
         """The episode ended: no frame opens after this; those open still complete until finish()."""
         self.ended = True
 
+    def end_at(self, stamp: float) -> None:
+        """The episode ended at `stamp` (robot clock). Under load the joint_states before it can still be on their
+        way, so the grid ends once one stamped at the end has arrived (or when end() is called, at a time-out)."""
+        self.end_stamp = stamp
+        if (self.streams.newest_stamp("joint_states") or 0.0) >= stamp - 0.25 * self.period:
+            self.end()
+
     def finish(self) -> dict[str, int]:
         """The episode's remaining frames go out (the last one done; frames still without an action are dropped);
         returns its counters."""
@@ -127,7 +137,7 @@ class FrameGrid:
         for i, frame in enumerate(self.ready):
             self.emit(frame, done=i == len(self.ready) - 1)
         self.ready.clear()
-        self.running, self.ended, self.origin = False, False, None
+        self.running, self.ended, self.end_stamp, self.origin = False, False, None, None
         return self.counts
 
     # ---- frames -----------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ frames against the steps the arm executed, and the cause of every frame missing 
 from __future__ import annotations
 
 import time
-from collections import deque
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_rl.configs.recorder import RecorderConfig
-from robot_rl.core.episodes import tally
+from robot_rl.core.episodes import SaveReports, recording_accounting
 from robot_rl.core.state import STATE_NAMES
 from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
 from robot_rl.data.episode_writer import EpisodeWriter
@@ -52,8 +51,7 @@ class RecorderNode(Node):
         self.task = ""
         self.discard = False
         self.queued_saves = 0
-        self.unreported: deque[dict] = deque()  # accounting of the saves queued, reported as the writer ends each
-        self.writes_seen = (0, 0)                # the writer's (saved, failed) counters when last reported
+        self.saves = SaveReports()   # accounting of the saves queued, reported as the writer ends each
         self.pub_status = contract.publisher(self, contract.RECORDER_STATUS)
         self.wall_start = 0.0
 
@@ -96,10 +94,7 @@ class RecorderNode(Node):
         self.grid.add_image(cam, convert.from_time(msg.header.stamp), image)
 
     def on_joints(self, msg: JointState) -> None:
-        stamp = convert.from_time(msg.header.stamp)
-        if self.ending is not None and stamp >= self.ending[1].stamp - 0.25 / self.cfg.fps:
-            self.grid.end()  # the episode's states are all in: no frame opens at or after its end
-        self.grid.add_joint_states(stamp, msg.position)
+        self.grid.add_joint_states(convert.from_time(msg.header.stamp), msg.position)
 
     def on_executed(self, msg: JointTrajectory) -> None:
         try:
@@ -142,11 +137,8 @@ class RecorderNode(Node):
             if not self.cfg.num_episodes or self.queued_saves - self.writer.failed < self.cfg.num_episodes:
                 self.begin(status)
         elif status.state == "ended" and status.episode == self.episode and self.ending is None:
-            # under load the joint_states before the end can still be on their way: the grid ends when one stamped
-            # at the end arrives (on_joints), and at the latest with the end time-out
             self.ending = (time.monotonic() + self.cfg.end_timeout_s, status)
-            if (self.grid.streams.newest_stamp("joint_states") or 0.0) >= status.stamp - 0.25 / self.cfg.fps:
-                self.grid.end()
+            self.grid.end_at(status.stamp)
 
     def begin(self, status: records.EpisodeStatus) -> None:
         self.episode, self.task = status.episode, self.cfg.task or status.task
@@ -160,29 +152,15 @@ class RecorderNode(Node):
         success = {"success": True, "failure": False, "timeout": False}.get(outcome)
         summary = dict(counts, outcome=outcome, sim_s=round(status.duration_s, 2) if status else None,
                        wall_s=round(time.monotonic() - self.wall_start, 2))
-        accounting = tally(self.episode, status.executed_steps if status else None, counts.get("frames", 0),
-                           rewards=counts.get("frames", 0) - counts.get("frames_without_reward", 0),
-                           excluded={"held_in_another_action_space": counts.get("foreign_actions", 0)},
-                           dropped={k: counts.get(k, 0) for k in ("missed_slots", "frames_without_action",
-                                                                  "frames_without_state")})
+        accounting = recording_accounting(self.episode, status.executed_steps if status else None, counts)
         if self.discard:
             self.writer.discard(self.episode, "re-record")
             self.publish_status("discarded", accounting)
         else:
             self.queued_saves += 1
             self.writer.save(self.episode, success, summary)
-            self.unreported.append(accounting)
+            self.saves.queue(accounting)
         self.episode, self.ending = None, None
-
-    def report_writes(self) -> None:
-        """The writer ends saves in order: each one it saved or failed since the last call is reported."""
-        while self.unreported and (self.writer.saved, self.writer.failed) != self.writes_seen:
-            done, saved = self.unreported.popleft(), self.writer.saved > self.writes_seen[0]
-            self.writes_seen = (self.writes_seen[0] + saved, self.writes_seen[1] + (not saved))
-            if not saved:  # every frame of it is lost
-                done = tally(done["episode"], done["expected"], 0, excluded=done["excluded"],
-                             dropped={**done["dropped"], "write_failed": done["kept"]})
-            self.publish_status("saved" if saved else "failed", done)
 
     def publish_status(self, state: str, accounting: dict) -> None:
         self.pub_status.publish(String(data=records.encode(records.RecorderStatus(
@@ -200,7 +178,8 @@ class RecorderNode(Node):
                 and all(self.count_publishers(t.name) for t in (contract.EXECUTED_ACTION, contract.REWARD)))
 
     def on_timer(self) -> None:
-        self.report_writes()
+        for state, accounting in self.saves.finished(self.writer.saved, self.writer.failed):
+            self.publish_status(state, accounting)
         if self.start_client is not None and self.start_client.service_is_ready() and self.inputs_ready():
             self.start_client.call_async(Trigger.Request())
             self.start_client = None
