@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 from rclpy.node import Node
@@ -22,7 +23,7 @@ from robot_rl.configs.learner import LearnerConfig
 from robot_rl.core.state import EE_POSE_STREAM, JOINT_STATES_STREAM, TASK_STATE_STREAM, camera_stream
 from robot_rl.policies import sha256_hex
 from robot_rl.policies.encoders import resize_frames
-from robot_rl.rl.assembler import EpisodeAssembler
+from robot_rl.rl.assembler import END_WAIT_S, EpisodeAssembler
 from robot_rl.rl.resumable import ResumableLearner, Result, Work
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import declare_config, decode_or_log, run_node
@@ -42,6 +43,7 @@ class LearnerNode(Node):
             self.work.put(work)
         self.results: queue.Queue[str | Result] = queue.Queue()  # the worker's news: a state or a Result
         self.episode, self.start_stamp = None, 0.0  # the running episode, and its start
+        self.ending: tuple[records.EpisodeStatus, float] | None = None  # an ended episode's status, and its deadline
         self.state, self.message, self.last_row = "warming_up", "", {}
         self.last_accounting: dict | None = None  # the newest ended episode's (core.episodes.tally)
 
@@ -60,6 +62,7 @@ class LearnerNode(Node):
                                contract.SENSOR_DEEP)
         contract.serve(self, contract.LEARNER_SAVE, self.on_save)
         self.create_timer(0.05, self.drain_results)
+        self.create_timer(0.02, self.end_when_complete)
         threading.Thread(target=self.worker, daemon=True).start()
         # announce the weights (which lets the episode manager start) only once the streams the learner records are
         # discovered: an episode that began before would reach the learner without its first states, or not at all
@@ -118,15 +121,24 @@ class LearnerNode(Node):
         if status is None:
             return
         if status.state == "running" and status.episode != self.episode:
+            if self.ending is not None:  # the next episode began: the last one is kept with what came
+                self.end_episode()
             self.episode, self.start_stamp = status.episode, status.stamp
             self.assembler.discard_before(status.stamp)
         elif status.state == "ended" and status.episode == self.episode:
-            self.episode = None
-            self.end_episode(status)
+            self.episode, self.ending = None, (status, time.monotonic() + END_WAIT_S)
+            self.end_when_complete()
+
+    def end_when_complete(self) -> None:
+        """An ended episode is stored once its last action, next state and reward are in, or at the deadline."""
+        if self.ending is not None and (time.monotonic() > self.ending[1] or self.assembler.complete(
+                self.start_stamp, self.ending[0].expected_actions)):
+            self.end_episode()
 
     # ---- learning ----------------------------------------------------------------------------------------------
-    def end_episode(self, status: records.EpisodeStatus) -> None:
-        expected = None if status.executed_steps is None else status.executed_steps - (status.held_steps or 0)
+    def end_episode(self) -> None:
+        status, self.ending = self.ending[0], None
+        expected = status.expected_actions
         work, self.last_accounting = self.learner.take_episode(self.assembler, self.start_stamp, status.episode,
                                                                status.outcome, expected)
         if self.last_accounting["cause"]:

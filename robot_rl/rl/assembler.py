@@ -19,6 +19,7 @@ from robot_rl.rl.replay import Episode
 
 
 MAX_BUFFERED_STATES = 10_000
+END_WAIT_S = 5.0  # after `ended`, how long the last action, its next state and its reward may still be on their way
 PART_LIFETIME_S = 1.0  # a part whose partners have not come within this much stream time never gets them
 GRID_JITTER_S = 0.002  # control ticks fall on the 2 ms physics grid, not exactly k·dt apart
 
@@ -112,6 +113,17 @@ class EpisodeAssembler:
     def add_reward(self, stamp: float, reward: float, success: bool) -> None:
         self.rewards[stamp_key(stamp)] = (float(reward), bool(success))
 
+    def complete(self, start_stamp: float, expected: int | None) -> bool:
+        """Whether everything the episode's transitions need has come: the `expected` executed actions (None:
+        unknown, then those there are), the state after the last one and its reward. Each stream crosses DDS on its
+        own, so at `ended` the last tick's parts can still be on their way."""
+        ticks = self.ticks_since(start_stamp)
+        if not ticks or (expected is not None and len(ticks) < expected):
+            return False
+        step = stamp_key(self.period)
+        return (nearest_key(self.states, ticks[-1] + step, step // 2) is not None
+                and nearest_key(self.rewards, ticks[-1] + step, step // 2) is not None)
+
     def finish(self, start_stamp: float) -> tuple[Episode | None, Assembly]:
         """The episode since `start_stamp` (actions in raw units), or None, and where each executed action went.
         Leading ticks without a state are skipped (the first states can beat DDS discovery); a later gap ends the
@@ -139,7 +151,9 @@ class EpisodeAssembler:
                 tally.after_terminal = len(ticks) - i - 1
                 break
         tally.transitions = len(rows)
+        last = ticks[-1] + step + step // 2 if ticks else None  # the newest stamp the episode could have used
         if not rows:
+            self._forget_through(last)
             return None, tally
         keys = [r[0] for r in rows] + [rows[-1][4]]  # the stamps of s_0..s_T
         cameras = self.images.get(keys[0], {})
@@ -147,8 +161,17 @@ class EpisodeAssembler:
                           np.asarray([r[2] for r in rows], dtype=np.float32), terminated,
                           np.asarray([r[3] for r in rows], dtype=bool),
                           images={cam: np.stack([self.images[k][cam] for k in keys]) for cam in cameras})
-        self.reset()
+        self._forget_through(last)
         return episode, tally
+
+    def _forget_through(self, last: int | None) -> None:
+        """Drop what the finished episode used, up to its last tick's next state; what is newer (the next
+        episode's first states, which can come before its `running`) stays."""
+        if last is None:
+            return
+        for table in (self.states, self.images, self.actions, self.rewards):
+            for k in [k for k in table if k <= last]:
+                del table[k]
 
     def ticks_since(self, start_stamp: float) -> list[int]:
         """The stamp keys of the executed actions since `start_stamp` (stamps jitter on the physics grid)."""

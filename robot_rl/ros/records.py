@@ -51,6 +51,11 @@ class EpisodeStatus(Record):
     held_steps: int | None = Field(None, ge=0, description="on ended: of those, the ticks it held position (no new "
                                                             "point was due)")
 
+    @property
+    def expected_actions(self) -> int | None:
+        """The actions the driver sent on `executed_action` (holds are not actions); None: it reports no counts."""
+        return None if self.executed_steps is None else self.executed_steps - (self.held_steps or 0)
+
 
 class PolicyVersion(Record):
     kind: Literal["policy_version"] = "policy_version"

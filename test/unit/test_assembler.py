@@ -123,3 +123,28 @@ def test_accounting_names_the_cause_of_every_tick_left_out():
     fill(success, 8, success_at=5)                  # after the terminal reward: left out by design, not lost
     report = accounting(success, 8)
     assert (report["kept"], report["excluded"], report["lost"], report["cause"]) == (6, {"after_terminal": 2}, 0, "")
+
+
+def test_an_ended_episode_is_complete_only_once_its_last_action_next_state_and_reward_came():
+    """At `ended` the last tick's parts can still be crossing DDS on their own topics: the learner waits for them."""
+    asm = EpisodeAssembler(DT)
+    fill(asm, 6, missing_states=(6,), missing_rewards=(5,), missing_actions=(5,))
+    assert not asm.complete(0.0, expected=6)  # the last action is missing
+    asm.add_action(tick(5), np.full(2, 5, np.float32), is_intervention=False)
+    assert not asm.complete(0.0, expected=6)  # its next state is missing
+    asm.add_state(tick(6), np.full(3, 6, np.float32))
+    assert not asm.complete(0.0, expected=6) and not asm.complete(0.0, expected=None)  # and its reward
+    asm.add_reward(tick(6), -0.01, False)
+    assert asm.complete(0.0, expected=6) and not asm.complete(0.0, expected=7)
+    ep, done = asm.finish(0.0)
+    assert done.note() == "" and len(ep.actions) == 6
+
+
+def test_finishing_an_episode_keeps_the_next_episode_s_early_states():
+    asm = EpisodeAssembler(DT)
+    fill(asm, 4)
+    for i in range(6, 9):  # the next episode's first states, before its `running`
+        asm.add_state(tick(i), np.full(3, i, np.float32))
+    ep, _ = asm.finish(0.0)
+    assert len(ep.actions) == 4 and not asm.actions and not asm.rewards
+    np.testing.assert_array_equal([asm.states[k][0] for k in sorted(asm.states)], [6, 7, 8])
