@@ -42,13 +42,13 @@ def graph_launch_description(default_graph: str, extra_nodes: ExtraNodes = lambd
 def graph_actions(context: LaunchContext, extra_nodes: ExtraNodes) -> list:
     graph = bringup.prepare(bringup.graph_file(LaunchConfiguration("graph").perform(context)),
                             LaunchConfiguration("namespace").perform(context) or None)
-    named = [(spec.name, Node(
+    named = [(spec.key, Node(
         package="robot_rl",
         executable=spec.executable,
         name=spec.name,
-        namespace=graph.namespace,
+        namespace=graph.namespace_of(spec),
         parameters=[str(f) for f in graph.params_files] + ([spec.params] if spec.params else []),
-        remappings=bringup.remappings(graph),
+        remappings=bringup.remappings(graph.namespace_of(spec)),
         output="screen",
     )) for spec in graph.nodes]
     named += [(node.node_executable, node) for node in extra_nodes(graph)]
@@ -62,19 +62,22 @@ def graph_actions(context: LaunchContext, extra_nodes: ExtraNodes) -> list:
         raise bringup.GraphError(f"{graph.source}: started nothing, {len(missing)} node(s) of the graph cannot be "
                                  f"found ({'; '.join(missing)}); install them and source their setup.bash")
     environment = bringup.graph_environment(context.environment)
-    exit_handlers = [OnProcessExit(target_action=node, on_exit=partial(on_node_exit, name, graph.exit_when))
-                     for name, node in named]
+    finishing = {spec.key for spec in graph.nodes if spec.name == graph.exit_when}  # in a fleet, one per robot
+    exit_handlers = [OnProcessExit(target_action=node, on_exit=partial(on_node_exit, key, finishing))
+                     for key, node in named]
     return ([SetEnvironmentVariable(key, value) for key, value in environment.items()]
             + [node for _, node in named] + [RegisterEventHandler(handler) for handler in exit_handlers])
 
 
-def on_node_exit(name: str, exit_when: str | None, event: ProcessExited, context: LaunchContext):
-    """The bringup's rule: the `exit_when` node ending cleanly ends the graph; any other end of a node is a failure,
-    and so is a non-zero exit while the graph stops."""
+def on_node_exit(key: str, finishing: set[str], event: ProcessExited, context: LaunchContext):
+    """The bringup's rule: the `exit_when` node ending cleanly (in a fleet, in every robot) ends the graph; any other
+    end of a node is a failure, and so is a non-zero exit while the graph stops. `finishing`: the exit_when nodes
+    still running."""
     if context.is_shutdown:
         if event.returncode != 0:
-            raise NodeFailed(f"node {name!r} exited with code {event.returncode} while the graph stopped")
+            raise NodeFailed(f"node {key!r} exited with code {event.returncode} while the graph stopped")
         return None
-    if name == exit_when and event.returncode == 0:
-        return [Shutdown(reason=f"node {name!r} finished (the graph's exit_when)")]
-    raise NodeFailed(f"node {name!r} exited with code {event.returncode}; stopping the graph")
+    if key in finishing and event.returncode == 0:
+        finishing.discard(key)
+        return None if finishing else [Shutdown(reason=f"node {key!r} finished (the graph's exit_when)")]
+    raise NodeFailed(f"node {key!r} exited with code {event.returncode}; stopping the graph")

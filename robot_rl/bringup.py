@@ -21,13 +21,22 @@ Graph file:
       - executable: mujoco_bridge
         name: mujoco_bridge        # optional, defaults to the executable
         params: {task: reach}      # optional per-node overrides (-p)
+
+A fleet graph (several robots, one learner) adds `robots`, the robots' namespaces, each with the parameters in which
+its nodes differ from the others' ({} for none); every node marked `per_robot: true` runs once in each of them,
+the others once in `namespace`, and the learner is given `robots` (learner.robots). `exit_when` then waits for
+that node in every robot:
+    namespace: fleet
+    robots: {robot1: {}, robot2: {mujoco_bridge: {seed: 1000}}}
+    nodes:
+      - {executable: mujoco_bridge, per_robot: true}
+      - executable: learner
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -40,12 +49,11 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from robot_rl.configs import config_model, flatten_defaults, unflatten
+from robot_rl.configs import ROS_NAME, config_model, flatten_defaults, is_namespace, unflatten
 from robot_rl.nodes import NODE_EXECUTABLES
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the checkout (in a colcon install: site-packages)
 ROS_BUILTIN_KEYS = {"use_sim_time"}
-ROS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a node name, or one token of a namespace
 
 
 class GraphError(ValueError):
@@ -57,6 +65,12 @@ class NodeSpec:
     executable: str
     name: str
     params: dict = field(default_factory=dict)
+    robot: str | None = None  # the namespace of the robot it runs for (fleet graphs); None: the graph's namespace
+
+    @property
+    def key(self) -> str:
+        """Unique in the graph: the name, with the robot's namespace in a fleet ("robot2/episode_manager")."""
+        return self.name if self.robot is None else f"{self.robot}/{self.name}"
 
 
 @dataclass
@@ -67,6 +81,10 @@ class Graph:
     nodes: list[NodeSpec]
     exit_when: str | None
     source: Path
+    robots: list[str] = field(default_factory=list)  # a fleet graph's robot namespaces
+
+    def namespace_of(self, spec: NodeSpec) -> str:
+        return self.namespace if spec.robot is None else spec.robot
 
 
 def data_root() -> Path:
@@ -112,7 +130,7 @@ def load_graph(path: str | Path, base: Path | None = None) -> Graph:
     raw = _load_yaml(path)
     if not isinstance(raw, dict):
         raise GraphError(f"{path}: a graph file is a mapping with 'name' and 'nodes'")
-    allowed = {"name", "namespace", "params_files", "exit_when", "nodes"}
+    allowed = {"name", "namespace", "robots", "params_files", "exit_when", "nodes"}
     if unknown := sorted(set(raw) - allowed):
         raise GraphError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
     if not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
@@ -121,7 +139,7 @@ def load_graph(path: str | Path, base: Path | None = None) -> Graph:
     for i, entry in enumerate(raw["nodes"]):
         if not isinstance(entry, dict) or "executable" not in entry:
             raise GraphError(f"{path}: nodes[{i}] needs an 'executable'")
-        if unknown := sorted(set(entry) - {"executable", "name", "params"}):
+        if unknown := sorted(set(entry) - {"executable", "name", "params", "per_robot"}):
             raise GraphError(f"{path}: nodes[{i}] unknown key(s) {unknown}")
         exe = entry["executable"]
         if exe not in NODE_EXECUTABLES:
@@ -134,7 +152,7 @@ def load_graph(path: str | Path, base: Path | None = None) -> Graph:
         params = entry.get("params") or {}
         if not isinstance(params, dict):
             raise GraphError(f"{path}: nodes[{i}].params must be a mapping of parameter names to values")
-        nodes.append(NodeSpec(exe, name, dict(params)))
+        nodes.append(NodeSpec(exe, name, dict(params), robot="" if entry.get("per_robot") else None))
     files = raw.get("params_files") or []
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise GraphError(f"{path}: 'params_files' must be a list of file paths")
@@ -143,12 +161,47 @@ def load_graph(path: str | Path, base: Path | None = None) -> Graph:
         if not f.is_file():
             raise GraphError(f"{path}: params file {f} does not exist")
     namespace = str(raw.get("namespace", "")).strip("/")
-    if namespace and not all(ROS_NAME.match(token) for token in namespace.split("/")):
+    if not is_namespace(namespace):
         raise GraphError(f"{path}: namespace {namespace!r} is not a valid ROS namespace")
-    graph = Graph(str(raw.get("name", path.stem)), namespace, files, nodes, raw.get("exit_when"), path)
+    robots = _robots(raw.get("robots"), nodes, path)
+    if any(n.robot is not None for n in nodes) and not robots:
+        raise GraphError(f"{path}: nodes marked per_robot need 'robots', the robots' namespaces")
+    nodes = [n for n in nodes if n.robot is None] + [
+        NodeSpec(n.executable, n.name, _merged(n.params, robots[robot].get(n.name, {})), robot)
+        for robot in robots for n in nodes if n.robot is not None]
+    graph = Graph(str(raw.get("name", path.stem)), namespace, files, nodes, raw.get("exit_when"), path, list(robots))
     if graph.exit_when is not None and graph.exit_when not in {n.name for n in nodes}:
         raise GraphError(f"{path}: exit_when {graph.exit_when!r} names no node of the graph")
     return graph
+
+
+def _robots(raw, nodes: list[NodeSpec], path: Path) -> dict[str, dict]:
+    """A fleet graph's `robots`: namespace -> {per-robot node name: its parameters in that robot}."""
+    if raw is None:
+        return {}
+    if isinstance(raw, list):
+        raw = {robot: {} for robot in raw}
+    if not isinstance(raw, dict) or not raw:
+        raise GraphError(f"{path}: 'robots' maps each robot's namespace to its nodes' own parameters, e.g. "
+                         f"{{robot1: {{}}, robot2: {{mujoco_bridge: {{seed: 1000}}}}}}")
+    per_robot = {n.name for n in nodes if n.robot is not None}
+    for robot, params in raw.items():
+        if not isinstance(robot, str) or not robot.strip("/") or not is_namespace(robot.strip("/")):
+            raise GraphError(f"{path}: robots: {robot!r} is not a valid ROS namespace")
+        if not isinstance(params or {}, dict) or not all(isinstance(v, dict) for v in (params or {}).values()):
+            raise GraphError(f"{path}: robots.{robot} must map node names to parameter mappings")
+        if unknown := sorted(set(params or {}) - per_robot):
+            raise GraphError(f"{path}: robots.{robot} sets parameters of {unknown}, which are not per_robot nodes "
+                             f"{sorted(per_robot)}")
+    return {robot.strip("/"): dict(params or {}) for robot, params in raw.items()}
+
+
+def _merged(base: dict, override: dict) -> dict:
+    """`base` with `override`'s dotted keys set on top (a copy)."""
+    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in _flatten(override).items():
+        apply_key(params, key, value)
+    return params
 
 
 @dataclass(frozen=True)
@@ -214,7 +267,7 @@ def node_values(graph: Graph, spec: NodeSpec) -> tuple[dict, dict]:
     values: dict = {}
     origin: dict = {}
     for f in graph.params_files:
-        for key, value in node_parameters(f, spec.name, graph.namespace).items():
+        for key, value in node_parameters(f, spec.name, graph.namespace_of(spec)).items():
             values[key], origin[key] = value, str(f)
     for key, value in _flatten(spec.params).items():
         values[key], origin[key] = value, f"{graph.source} (nodes: {spec.name}.params)"
@@ -224,6 +277,13 @@ def node_values(graph: Graph, spec: NodeSpec) -> tuple[dict, dict]:
 def validate(graph: Graph) -> None:
     """Check every parameter each node will receive against its typed config, then give every node the graph's
     shared values (SHARED_VALUES); raise GraphError naming the key and the file, or both nodes of a disagreement."""
+    for spec in graph.nodes:
+        if graph.robots and spec.executable == "learner" and spec.robot is None:
+            params, _ = node_values(graph, spec)
+            if params.get("robots", graph.robots) != graph.robots:
+                raise GraphError(f"{graph.source}: learner {spec.name!r} sets robots {params['robots']}, the graph's "
+                                 f"are {graph.robots}; set them once, in the graph's 'robots'")
+            apply_key(spec.params, "robots", list(graph.robots))
     for spec in graph.nodes:
         model = config_model(spec.executable)
         declared = set(flatten_defaults(model)) | ROS_BUILTIN_KEYS
@@ -294,15 +354,17 @@ def control_hz(graph: Graph) -> float:
 def apply_overrides(graph: Graph, namespace: str | None, sets: list[str]) -> None:
     if namespace is not None:
         graph.namespace = namespace.strip("/")
-        if graph.namespace and not all(ROS_NAME.match(token) for token in graph.namespace.split("/")):
+        if not is_namespace(graph.namespace):
             raise GraphError(f"--namespace {namespace!r} is not a valid ROS namespace")
-    by_name = {n.name: n for n in graph.nodes}
     for item in sets:
         target, _, value = item.partition("=")
         node_name, _, key = target.partition(".")
-        if not key or node_name not in by_name:
-            raise GraphError(f"--set {item!r}: expected NODE.KEY=VALUE with NODE one of {sorted(by_name)}")
-        by_name[node_name].params[key] = yaml.safe_load(value)
+        chosen = [n for n in graph.nodes if node_name in (n.name, n.key)]  # NODE: every robot's; ROBOT/NODE: one
+        if not key or not chosen:
+            raise GraphError(f"--set {item!r}: expected NODE.KEY=VALUE with NODE one of "
+                             f"{sorted({n.name for n in graph.nodes} | {n.key for n in graph.nodes})}")
+        for spec in chosen:
+            apply_key(spec.params, key, yaml.safe_load(value))
 
 
 def graph_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -329,17 +391,18 @@ def ros_environment(base: Mapping[str, str] | None = None) -> dict:
     return env
 
 
-def remappings(graph: Graph) -> list[tuple[str, str]]:
-    """The topic remappings of every node: in a namespaced graph /clock too, so that two sim graphs in one domain do
-    not run on each other's clock."""
-    return [("/clock", f"/{graph.namespace}/clock")] if graph.namespace else []
+def remappings(namespace: str) -> list[tuple[str, str]]:
+    """The topic remappings of a node in `namespace`: in a namespace /clock too, so that two sim graphs (or two
+    robots of a fleet) in one domain do not run on each other's clock."""
+    return [("/clock", f"/{namespace}/clock")] if namespace else []
 
 
 def node_command(graph: Graph, spec: NodeSpec) -> list[str]:
     cmd = [sys.executable, "-m", NODE_EXECUTABLES[spec.executable], "--ros-args", "-r", f"__node:={spec.name}"]
-    if graph.namespace:
-        cmd += ["-r", f"__ns:=/{graph.namespace}"]
-    for source, target in remappings(graph):
+    namespace = graph.namespace_of(spec)
+    if namespace:
+        cmd += ["-r", f"__ns:=/{namespace}"]
+    for source, target in remappings(namespace):
         cmd += ["-r", f"{source}:={target}"]
     for f in graph.params_files:
         cmd += ["--params-file", str(f)]
@@ -365,15 +428,16 @@ class GraphProcess:
     def _start_node(self, spec: NodeSpec) -> None:
         proc = subprocess.Popen(node_command(self.graph, spec), env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.procs[spec.name] = proc
-        self.logs.setdefault(spec.name, [])
-        threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True).start()
+        self.procs[spec.key] = proc
+        self.logs.setdefault(spec.key, [])
+        threading.Thread(target=self._pump, args=(spec.key, proc), daemon=True).start()
 
-    def restart(self, name: str) -> None:
-        """Start node `name` again with the same command line (after it died or was killed); its log continues."""
-        if self.procs[name].poll() is None:
-            raise RuntimeError(f"node {name!r} is still running")
-        self._start_node(next(spec for spec in self.graph.nodes if spec.name == name))
+    def restart(self, key: str) -> None:
+        """Start node `key` (NodeSpec.key) again with the same command line (after it died or was killed); its log
+        continues."""
+        if self.procs[key].poll() is None:
+            raise RuntimeError(f"node {key!r} is still running")
+        self._start_node(next(spec for spec in self.graph.nodes if spec.key == key))
 
     def _pump(self, name: str, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
@@ -382,18 +446,20 @@ class GraphProcess:
                 print(f"[{name}] {line.rstrip()}", flush=True)
 
     def wait(self, timeout: float | None = None) -> int:
-        """Block until the exit_when node ends (0) or any node dies (its code, non-zero); stops the others."""
+        """Block until the exit_when node has ended (0; in a fleet, in every robot) or any node dies (its code,
+        non-zero); stops the others."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        finishing = {spec.key for spec in self.graph.nodes if spec.name == self.graph.exit_when}
         try:
             while True:
-                for name, proc in self.procs.items():
+                for key, proc in self.procs.items():
                     code = proc.poll()
-                    if code is None:
+                    if code is None or (key in finishing and code == 0):
                         continue
-                    if name == self.graph.exit_when and code == 0:
-                        return 0
-                    print(f"[bringup] node {name!r} exited with code {code}; stopping the graph", flush=True)
+                    print(f"[bringup] node {key!r} exited with code {code}; stopping the graph", flush=True)
                     return code or 1
+                if finishing and all(self.procs[key].poll() == 0 for key in finishing):
+                    return 0
                 if deadline is not None and time.monotonic() > deadline:
                     print(f"[bringup] graph {self.graph.name!r} still running after {timeout} s; stopping it", flush=True)
                     return 124

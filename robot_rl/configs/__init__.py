@@ -3,8 +3,16 @@ the bringup and the launch files validate a whole graph with them before any pro
 from __future__ import annotations
 
 import importlib
+import re
 
 from pydantic import BaseModel
+
+ROS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a node name, or one token of a namespace
+
+
+def is_namespace(namespace: str) -> bool:
+    """A ROS namespace without its leading slash ("robot1", "lab/robot1"); "" is the root."""
+    return not namespace or all(ROS_NAME.match(token) for token in namespace.split("/"))
 
 # executable -> "module of robot_rl.configs:class" (the executables themselves: robot_rl/nodes/__init__.py)
 NODE_CONFIGS: dict[str, str] = {

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from robot_rl.configs import is_namespace
 from robot_rl.core.types import CONTROL_HZ
 from robot_rl.rl.config import POCOConfig
 
@@ -21,4 +22,17 @@ class LearnerConfig(BaseModel, extra="forbid"):
         "the next episodes do, a new version every publish_every updates; the robot never waits, but at the end "
         "for the weights trained on every episode. The episode manager follows this value (one source per graph)")
     publish_every: int = Field(100, ge=1, description="continuous: updates between published versions")
+    robots: list[str] = Field([], description="the namespaces of the robots this learner serves, e.g. [robot1, "
+                              "robot2] (a fleet graph sets them); empty: the robot in the learner's own namespace")
     poco: POCOConfig = POCOConfig()
+
+    @field_validator("robots")
+    @classmethod
+    def _namespaces(cls, robots: list[str]) -> list[str]:
+        robots = [r.strip("/") for r in robots]
+        for r in robots:
+            if not r or not is_namespace(r):
+                raise ValueError(f"robot namespace {r!r} is not a valid ROS namespace")
+        if len(set(robots)) != len(robots):
+            raise ValueError(f"robot namespaces {robots} name a robot twice")
+        return robots

@@ -44,18 +44,20 @@ class Work:
     steps: int
     intervention_rate: float
     error: str = ""
+    robot: str = ""  # the namespace of the robot that ran it ("" : the learner's own)
 
 
 @dataclass
 class Result:
     """What to publish after some work: `weights` (safetensors bytes of `version`), with the log row of a trained
     episode, or the reason the last good weights were re-issued instead. `trained_through` is the episode whose owed
-    updates are all done once this is published (None: some are still to come)."""
+    updates are all done once this is published (None: some are still to come), on `robot`."""
     weights: bytes
     version: int
     row: dict | None = None
     error: str = ""
     trained_through: int | None = None
+    robot: str = ""
 
 
 class ResumableLearner:
@@ -107,7 +109,7 @@ class ResumableLearner:
             return f"critic warm-up failed: {err!r}\n{traceback.format_exc()}"
 
     def take_episode(self, assembler: EpisodeAssembler, start_stamp: float, episode: int, outcome: str,
-                     expected: int | None = None) -> tuple[Work, dict]:
+                     expected: int | None = None, robot: str = "") -> tuple[Work, dict]:
         """The episode the assembler built since `start_stamp` into the store, persisted first; returns the updates it
         is owed and its accounting (core.episodes.tally) against the `expected` executed actions (the driver's
         count, holds left out; None: unknown). An episode that cannot be built is owed none (the last good weights
@@ -116,17 +118,17 @@ class ResumableLearner:
             raw, assembly = assembler.finish(start_stamp)
         except RateMismatch as err:
             refused = len(assembler.ticks_since(start_stamp))
-            return (Work(episode, outcome, 0, float("nan"), error=f"episode {episode} not stored: {err}"),
+            return (Work(episode, outcome, 0, float("nan"), error=f"episode {episode} not stored: {err}", robot=robot),
                     tally(episode, expected, 0, dropped={"refused_rate_mismatch": refused}))
         accounting = assembly.accounting(episode, expected)
         if raw is None:
-            return Work(episode, outcome, 0, float("nan")), accounting
+            return Work(episode, outcome, 0, float("nan"), robot=robot), accounting
         actions = self.policy.normalizer.normalize_actions(torch.as_tensor(raw.actions)).clamp(-1, 1).numpy()
         stored = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions, images=raw.images)
         save_episode(stored, self.replay_dir, self.online_episodes)  # persisted before any update uses it
         self.online_episodes += 1
         self._add_to_store(stored)
-        return Work(episode, outcome, len(actions), float(raw.interventions.mean())), accounting
+        return Work(episode, outcome, len(actions), float(raw.interventions.mean()), robot=robot), accounting
 
     def run(self, work: Work, publish_every: int = 0) -> Iterator[Result]:
         """`utd_ratio` updates per step of one episode in slices of `publish_every` (0: one slice), each slice's weights
@@ -134,7 +136,8 @@ class ResumableLearner:
         weights; so does an episode that stored nothing, so a graph waiting for a version newer than its last
         episode's goes on."""
         if work.steps == 0:
-            yield Result(self._reissue_last_good(), self.version, error=work.error, trained_through=work.episode)
+            yield Result(self._reissue_last_good(), self.version, error=work.error, trained_through=work.episode,
+                         robot=work.robot)
             return
         owed = self.poco.cfg.updates_owed(work.steps)
         size, done, metrics = publish_every or owed, 0, []
@@ -149,11 +152,11 @@ class ResumableLearner:
             with self.lock:
                 row = self._episode_trained(work, metrics)
         except Exception as err:  # noqa: BLE001
-            yield Result(self._reissue_last_good(), self.version, trained_through=work.episode,
+            yield Result(self._reissue_last_good(), self.version, trained_through=work.episode, robot=work.robot,
                          error=f"updates after episode {work.episode} failed; the last good weights stay in "
                                f"service: {err!r}\n{traceback.format_exc()}")
             return
-        yield Result(self.last_blob, self.version, row=row, trained_through=work.episode)
+        yield Result(self.last_blob, self.version, row=row, trained_through=work.episode, robot=work.robot)
 
     def save(self) -> bool:
         with self.lock:
@@ -198,7 +201,7 @@ class ResumableLearner:
         self.trained_episodes += 1
         self._save()
         summary = {k: float(np.nanmean([m[k] for m in metrics])) for k in metrics[0]}
-        row = {"episode": work.episode, "outcome": work.outcome, "steps": work.steps,
+        row = {"robot": work.robot, "episode": work.episode, "outcome": work.outcome, "steps": work.steps,
                "intervention_rate": work.intervention_rate, "store_steps": len(self.store),
                "updates": self.poco.updates, "version": self.version, **summary}
         with (self.out / LOG_FILE).open("a") as f:

@@ -207,3 +207,25 @@ def test_the_robot_description_points_at_the_one_installed_copy_of_the_meshes(in
     assert len(meshes) >= 10 and all(m.startswith("file://") for m in meshes), meshes
     assert all(Path(m.removeprefix("file://")).is_file() for m in meshes), meshes
     assert not (install / "robot_rl" / "share" / "robot_rl" / "robot_rl").exists()  # no second copy under share/
+
+
+def test_a_fleet_graph_launches_every_robot_and_ends_when_the_last_robot_is_done(install, tmp_path):
+    """Per-robot nodes run once in each robot's namespace; the launch waits for `exit_when` in every robot."""
+    suffix = random.randint(0, 99999)
+    results = {f"lt_fleet_a_{suffix}": (tmp_path / "a.jsonl", 1), f"lt_fleet_b_{suffix}": (tmp_path / "b.jsonl", 2)}
+    graph = tmp_path / "fleet.yaml"
+    graph.write_text(yaml.safe_dump({
+        "name": "fleet", "params_files": ["config/sim.yaml"], "exit_when": "episode_manager",
+        "robots": {robot: {"episode_manager": {"num_episodes": n, "max_steps": 40, "results_path": str(path)}}
+                   for robot, (path, n) in results.items()},
+        "nodes": [{"executable": n, "per_robot": True} for n in SIM_NODES]}))
+    run = Sourced(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}")
+    try:
+        code = run.finish(timeout=180)
+    finally:
+        run.kill()
+    assert code == 0, run.output[-6000:]
+    for path, episodes in results.values():  # robot a finished first; the launch went on until b's second episode
+        assert len(path.read_text().splitlines()) == episodes
+    for node in SIM_NODES:
+        assert len(re.findall(rf"\[INFO\] \[{node}-\d+\]: process has finished cleanly", run.output)) == 2, node

@@ -134,10 +134,37 @@ def test_node_command_carries_namespace_params_and_overrides():
     cmd = bringup.node_command(graph, bridge)
     assert cmd[1:3] == ["-m", "robot_rl.nodes.mujoco_bridge"]
     assert "__ns:=/arm2" in cmd and "/clock:=/arm2/clock" in cmd and "task:=pick_lift" in cmd
-    assert bringup.remappings(graph) == [("/clock", "/arm2/clock")]  # what the launch files give every node
+    assert bringup.remappings(graph.namespace) == [("/clock", "/arm2/clock")]  # what the launch files give every node
     assert cmd[cmd.index("--params-file") + 1].endswith("config/sim.yaml")
     with pytest.raises(bringup.GraphError, match="NODE.KEY=VALUE"):
         bringup.apply_overrides(graph, None, ["nonsense"])
+
+
+def test_a_fleet_graph_runs_per_robot_nodes_in_every_robot_and_one_learner_for_all():
+    graph = bringup.prepare(ROOT / "config" / "graphs" / "sim_fleet.yaml", None,
+                            ["episode_manager.num_episodes=4", "robot2/episode_manager.max_steps=30"])
+    keys = sorted(spec.key for spec in graph.nodes)
+    assert keys == sorted(["learner"] + [f"{r}/{n}" for r in ("robot1", "robot2")
+                                         for n in ("mujoco_bridge", "policy", "reward", "episode_manager")])
+    spec = {s.key: s for s in graph.nodes}
+    assert spec["learner"].params["robots"] == ["robot1", "robot2"]  # the learner is told whom it serves
+    cmd = bringup.node_command(graph, spec["robot2/mujoco_bridge"])
+    assert "__ns:=/robot2" in cmd and "/clock:=/robot2/clock" in cmd and "seed:=1000" in cmd
+    assert "__ns:=/fleet" in bringup.node_command(graph, spec["learner"])
+    managers = [bringup.node_values(graph, spec[f"{r}/episode_manager"])[0] for r in ("robot1", "robot2")]
+    assert [m["num_episodes"] for m in managers] == [4, 4] and [m["max_steps"] for m in managers][1] == 30
+    assert all(m["policy_sync"] == "continuous" for m in managers)  # the one learner's policy sync reaches each
+
+
+@pytest.mark.parametrize("robots, message", [
+    ("[]", "'robots' maps each robot"), ("[robot1, 2bad]", "not a valid ROS namespace"),
+    ("{robot1: {learner: {seed: 1}}}", "not per_robot nodes"), (None, "per_robot need 'robots'")])
+def test_malformed_fleets_are_refused_naming_what_is_wrong(tmp_path, robots, message):
+    text = "name: f\n" + (f"robots: {robots}\n" if robots else "") + \
+        "nodes: [{executable: mujoco_bridge, per_robot: true}, {executable: learner}]\n"
+    (tmp_path / "graph.yaml").write_text(text)
+    with pytest.raises(bringup.GraphError, match=message):
+        bringup.load_graph(tmp_path / "graph.yaml")
 
 
 def shared_graph(tmp_path, params: dict, node_params: dict | None = None):

@@ -1,0 +1,135 @@
+"""One robot as the learner node sees it: its streams into an EpisodeAssembler, its episode status, and the weights
+published to it. A learner serving a fleet holds one RobotFeed per robot namespace; a learner in a robot's own
+namespace holds one with relative topic names.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+from std_msgs.msg import String, UInt8MultiArray
+
+from robot_rl.core.state import EE_POSE_STREAM, JOINT_STATES_STREAM, TASK_STATE_STREAM, camera_stream
+from robot_rl.policies import sha256_hex
+from robot_rl.policies.encoders import resize_frames
+from robot_rl.rl.assembler import END_WAIT_S, EpisodeAssembler
+from robot_rl.ros import contract, convert, records
+from robot_rl.ros.node_runtime import decode_or_log
+
+EndedEpisode = Callable[["RobotFeed", records.EpisodeStatus], None]
+
+
+class RobotFeed:
+    def __init__(self, node, robot: str, spec, period: float, on_ended: EndedEpisode):
+        """`robot`: its namespace ("": the node's own); `spec`: the policy's PolicySpec (which streams make a state);
+        `on_ended(feed, status)` takes an ended episode once its last parts have come."""
+        self.node, self.robot, self.spec, self.on_ended = node, robot, spec, on_ended
+        self.assembler = EpisodeAssembler(period, spec.environment_state, spec.cameras)
+        self.episode, self.start_stamp = None, 0.0  # the running episode, and its start
+        self.ending: tuple[records.EpisodeStatus, float] | None = None  # an ended episode's status, and its deadline
+        self.trained_through = -1  # this robot's newest episode whose updates the published weights hold
+        self.announced = False  # its first weights went out, once its streams were connected
+        self.pub_weights = contract.publisher(node, self.topic(contract.POLICY_WEIGHTS))
+        self.pub_version = contract.publisher(node, self.topic(contract.POLICY_VERSION))
+        for topic, callback, qos in [(contract.JOINT_STATES, self.on_joints, contract.LOSSLESS),
+                                     (contract.EE_POSE, self.on_pose, contract.LOSSLESS),
+                                     (contract.EXECUTED_ACTION, self.on_executed, contract.LOSSLESS),
+                                     (contract.REWARD, self.on_reward, contract.LOSSLESS),
+                                     (contract.EPISODE_STATUS, self.on_status, None)]:
+            contract.subscribe(node, self.topic(topic), callback, qos)
+        if spec.environment_state:
+            contract.subscribe(node, self.topic(contract.TASK_STATE), self.on_task_state, contract.LOSSLESS)
+        for cam in spec.cameras:
+            contract.subscribe(node, self.topic(contract.camera_image(cam)),
+                               lambda msg, cam=cam: self.on_image(cam, msg), contract.SENSOR_DEEP)
+
+    def topic(self, topic: contract.Topic) -> contract.Topic:
+        return replace(topic, name=f"/{self.robot}/{topic.name}") if self.robot else topic
+
+    @property
+    def log(self):
+        return self.node.get_logger()
+
+    # ---- streams -----------------------------------------------------------------------------------------------
+    def on_joints(self, msg) -> None:
+        self.add_part(JOINT_STATES_STREAM, convert.from_time(msg.header.stamp), np.asarray(msg.position))
+
+    def on_pose(self, msg) -> None:
+        self.add_part(EE_POSE_STREAM, convert.from_time(msg.header.stamp), convert.msg_to_pose(msg))
+
+    def on_task_state(self, msg: String) -> None:
+        rec = decode_or_log(self.node, msg.data, records.TaskState)
+        if rec is not None:
+            self.add_part(TASK_STATE_STREAM, rec.stamp, rec.state)
+
+    def on_image(self, cam: str, msg) -> None:
+        try:
+            frame = convert.msg_to_image(msg)
+        except convert.ConversionError as err:
+            self.log.error(f"{self.robot}: ignored {cam} image: {err}", throttle_duration_sec=1.0)
+            return
+        frame = resize_frames(frame[None], self.spec.image_size)[0]  # stored at the policy's size
+        self.add_part(camera_stream(cam), convert.from_time(msg.header.stamp), frame)
+
+    def add_part(self, stream: str, stamp: float, sample) -> None:
+        try:
+            self.assembler.add_part(stream, stamp, sample)
+        except (KeyError, ValueError) as err:  # e.g. a task state without the object or goal
+            self.log.error(f"{self.robot}: no state at t={stamp:.3f}: {err!r}", throttle_duration_sec=1.0)
+
+    def on_executed(self, msg) -> None:
+        if msg.header.frame_id == "hold":  # kept even before `running` arrives; the episode start trims them
+            return
+        try:
+            chunk = convert.msg_to_chunk(msg)
+        except convert.ConversionError as err:
+            self.log.warning(f"{self.robot}: ignored executed action: {err}", throttle_duration_sec=1.0)
+            return
+        if list(chunk.names) != self.spec.action_names:
+            self.log.warning(f"{self.robot}: executed action names {list(chunk.names)} differ from the policy's",
+                             throttle_duration_sec=5.0)
+            return
+        self.assembler.add_action(chunk.stamp, chunk.points[0], is_intervention=chunk.source == "teleop")
+
+    def on_reward(self, msg: String) -> None:
+        rec = decode_or_log(self.node, msg.data, records.RewardRecord)
+        if rec is not None and (self.episode is None or rec.episode == self.episode):  # `running` may come later
+            self.assembler.add_reward(rec.stamp, rec.reward, rec.success)
+
+    def on_status(self, msg: String) -> None:
+        status = decode_or_log(self.node, msg.data, records.EpisodeStatus)
+        if status is None:
+            return
+        if status.state == "running" and status.episode != self.episode:
+            if self.ending is not None:  # the next episode began: the last one is kept with what came
+                self.end_episode()
+            self.episode, self.start_stamp = status.episode, status.stamp
+            self.assembler.discard_before(status.stamp)
+        elif status.state == "ended" and status.episode == self.episode:
+            self.episode, self.ending = None, (status, time.monotonic() + END_WAIT_S)
+            self.end_when_complete()
+
+    def end_when_complete(self) -> None:
+        """An ended episode is taken once its last action, next state and reward are in, or at the deadline."""
+        if self.ending is not None and (time.monotonic() > self.ending[1] or self.assembler.complete(
+                self.start_stamp, self.ending[0].expected_actions)):
+            self.end_episode()
+
+    def end_episode(self) -> None:
+        status, self.ending = self.ending[0], None
+        self.on_ended(self, status)
+
+    # ---- weights -----------------------------------------------------------------------------------------------
+    def connected(self) -> bool:
+        """Seeing a publisher is not enough: its writer may not have matched this reader yet, and what it sends until
+        then is lost. Every observation part must have arrived once (the driver streams them even between episodes)."""
+        topics = [self.topic(contract.EXECUTED_ACTION), self.topic(contract.REWARD)]
+        return all(self.node.count_publishers(t.name) > 0 for t in topics) and self.assembler.every_stream_seen()
+
+    def publish_weights(self, blob: bytes, version: int, stamp: float) -> None:
+        self.pub_weights.publish(UInt8MultiArray(data=blob))
+        rec = records.PolicyVersion(stamp=stamp, version=version, sha256=sha256_hex(blob),
+                                    policy_type=self.spec.type, trained_through=self.trained_through)
+        self.pub_version.publish(String(data=records.encode(rec)))
