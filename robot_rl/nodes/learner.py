@@ -47,7 +47,7 @@ class LearnerNode(Node):
         # waits on threads and on DDS delivery are wall time, whichever robot's sim clock the node would follow
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(0.05, self.drain_results, clock=steady)
-        self.create_timer(0.02, self.end_when_complete, clock=steady)
+        self.create_timer(0.1, self.end_when_complete, clock=steady)  # the deadlines; samples end episodes earlier
         threading.Thread(target=self.worker, daemon=True).start()
         # announce the weights to a robot (which lets its episode manager start) only once the streams the learner
         # records are discovered: an episode that began before would reach the learner without its first states
@@ -61,13 +61,14 @@ class LearnerNode(Node):
             feed.end_when_complete()
 
     # ---- learning ----------------------------------------------------------------------------------------------
-    def end_episode(self, feed: RobotFeed, status: records.EpisodeStatus) -> None:
+    def end_episode(self, feed: RobotFeed, status: records.EpisodeStatus, start: float, end: float) -> None:
         expected = status.expected_actions
-        work, self.last_accounting = self.learner.take_episode(feed.assembler, feed.start_stamp, status.episode,
-                                                               status.outcome, expected, feed.robot)
+        work, self.last_accounting = self.learner.take_episode(feed.assembler, start, status.episode,
+                                                               status.outcome, expected, feed.robot, end)
         if self.last_accounting["cause"]:
-            self.get_logger().warning(f"{feed.robot or 'robot'} episode {status.episode}: {self.last_accounting['kept']} "
-                                      f"transitions of {expected} executed steps: {self.last_accounting['cause']}")
+            self.get_logger().warning(f"{feed.robot or 'robot'} episode {status.episode}: "
+                                      f"{self.last_accounting['kept']} transitions of {expected} executed steps: "
+                                      f"{self.last_accounting['cause']}")
         self.work.put(work)
         self.publish_status()
 

@@ -14,21 +14,21 @@ from std_msgs.msg import String, UInt8MultiArray
 from robot_rl.core.state import EE_POSE_STREAM, JOINT_STATES_STREAM, TASK_STATE_STREAM, camera_stream
 from robot_rl.policies import sha256_hex
 from robot_rl.policies.encoders import resize_frames
-from robot_rl.rl.assembler import END_WAIT_S, EpisodeAssembler
+from robot_rl.rl.assembler import EndWait, EpisodeAssembler
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import decode_or_log
 
-EndedEpisode = Callable[["RobotFeed", records.EpisodeStatus], None]
+EndedEpisode = Callable[["RobotFeed", records.EpisodeStatus, float, float], None]
 
 
 class RobotFeed:
     def __init__(self, node, robot: str, spec, period: float, on_ended: EndedEpisode):
         """`robot`: its namespace ("": the node's own); `spec`: the policy's PolicySpec (which streams make a state);
-        `on_ended(feed, status)` takes an ended episode once its last parts have come."""
+        `on_ended(feed, status, start_stamp, end_stamp)` takes an ended episode once its last parts have come."""
         self.node, self.robot, self.spec, self.on_ended = node, robot, spec, on_ended
         self.assembler = EpisodeAssembler(period, spec.environment_state, spec.cameras)
         self.episode, self.start_stamp = None, 0.0  # the running episode, and its start
-        self.ending: tuple[records.EpisodeStatus, float] | None = None  # an ended episode's status, and its deadline
+        self.ending: tuple[records.EpisodeStatus, EndWait] | None = None  # an ended episode not yet taken
         self.trained_through = -1  # this robot's newest episode whose updates the published weights hold
         self.announced = False  # its first weights went out, once its streams were connected
         self.pub_weights = contract.publisher(node, self.topic(contract.POLICY_WEIGHTS))
@@ -78,9 +78,11 @@ class RobotFeed:
             self.assembler.add_part(stream, stamp, sample)
         except (KeyError, ValueError) as err:  # e.g. a task state without the object or goal
             self.log.error(f"{self.robot}: no state at t={stamp:.3f}: {err!r}", throttle_duration_sec=1.0)
+        self.heard()
 
     def on_executed(self, msg) -> None:
-        if msg.header.frame_id == "hold":  # kept even before `running` arrives; the episode start trims them
+        if msg.header.frame_id == "hold":  # no transition, but it shows how far the action stream has come
+            self.assembler.add_hold(convert.from_time(msg.header.stamp))
             return
         try:
             chunk = convert.msg_to_chunk(msg)
@@ -92,34 +94,44 @@ class RobotFeed:
                              throttle_duration_sec=5.0)
             return
         self.assembler.add_action(chunk.stamp, chunk.points[0], is_intervention=chunk.source == "teleop")
+        self.heard()
 
     def on_reward(self, msg: String) -> None:
         rec = decode_or_log(self.node, msg.data, records.RewardRecord)
-        if rec is not None and (self.episode is None or rec.episode == self.episode):  # `running` may come later
+        waiting = self.ending[0].episode if self.ending is not None else None  # ended, its last reward may be due
+        if rec is not None and (self.episode is None or rec.episode in (self.episode, waiting)):  # `running` may lag
             self.assembler.add_reward(rec.stamp, rec.reward, rec.success)
+            self.heard()
 
     def on_status(self, msg: String) -> None:
         status = decode_or_log(self.node, msg.data, records.EpisodeStatus)
         if status is None:
             return
         if status.state == "running" and status.episode != self.episode:
-            if self.ending is not None:  # the next episode began: the last one is kept with what came
-                self.end_episode()
             self.episode, self.start_stamp = status.episode, status.stamp
-            self.assembler.discard_before(status.stamp)
+            if self.ending is None:  # else the last episode's parts may still come: its finish drops what it used
+                self.assembler.discard_before(status.stamp)
         elif status.state == "ended" and status.episode == self.episode:
-            self.episode, self.ending = None, (status, time.monotonic() + END_WAIT_S)
+            self.episode = None
+            if self.ending is not None:  # two ended episodes waiting: the older is taken with what came
+                self.end_episode()
+            self.ending = (status, EndWait(self.start_stamp, status.stamp, status.expected_actions, time.monotonic()))
+            self.end_when_complete()
+
+    def heard(self) -> None:
+        """A sample taken while an ended episode waits: it may be the one the episode was missing."""
+        if self.ending is not None:
             self.end_when_complete()
 
     def end_when_complete(self) -> None:
-        """An ended episode is taken once its last action, next state and reward are in, or at the deadline."""
-        if self.ending is not None and (time.monotonic() > self.ending[1] or self.assembler.complete(
-                self.start_stamp, self.ending[0].expected_actions)):
+        """Takes an ended episode when it is due (assembler.EndWait): judged by the streams' stamps, so a busy
+        learner working through a backlog loses nothing, and the next episode may already be running."""
+        if self.ending is not None and self.ending[1].due(self.assembler, time.monotonic()):
             self.end_episode()
 
     def end_episode(self) -> None:
-        status, self.ending = self.ending[0], None
-        self.on_ended(self, status)
+        (status, wait), self.ending = self.ending, None
+        self.on_ended(self, status, wait.start_stamp, wait.end_stamp)
 
     # ---- weights -----------------------------------------------------------------------------------------------
     def connected(self) -> bool:

@@ -8,7 +8,7 @@ camera frames), each arriving on its own stream: a tick's state exists once ever
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,9 @@ from robot_rl.rl.replay import Episode
 
 
 MAX_BUFFERED_STATES = 10_000
-END_WAIT_S = 5.0  # after `ended`, how long the last action, its next state and its reward may still be on their way
+REWARD_WAIT_S = 5.0  # once every stream has moved past an ended episode: how long its last reward may still take
+END_WAIT_MAX_S = 60.0  # after `ended`: the longest wait for streams that stopped (a driver that died)
+ACTIONS_STREAM = "executed_action"
 PART_LIFETIME_S = 1.0  # a part whose partners have not come within this much stream time never gets them
 GRID_JITTER_S = 0.002  # control ticks fall on the 2 ms physics grid, not exactly k·dt apart
 
@@ -58,6 +60,27 @@ class Assembly:
                               "without_state": self.without_state, "cut_no_next_state": self.cut})
 
 
+@dataclass
+class EndWait:
+    """When to take an episode that has ended: once everything its transitions need has come; or, once every stream has
+    moved past its end (what is missing was lost), after REWARD_WAIT_S more for its last reward record; or after
+    END_WAIT_MAX_S. Judged by the streams' own stamps, not by the wall clock alone: a busy process may take seconds to
+    work through an episode's backlog, and that is not loss."""
+    start_stamp: float
+    end_stamp: float
+    expected: int | None  # the actions the driver sent (EpisodeStatus.expected_actions)
+    since: float          # wall time of `ended`
+    reward_deadline: float | None = field(default=None)
+
+    def due(self, assembler: EpisodeAssembler, now: float) -> bool:
+        if assembler.complete(self.start_stamp, self.end_stamp, self.expected):
+            return True
+        if assembler.passed(self.end_stamp):
+            self.reward_deadline = self.reward_deadline or now + REWARD_WAIT_S
+            return now > self.reward_deadline
+        return now > self.since + END_WAIT_MAX_S
+
+
 class EpisodeAssembler:
     def __init__(self, period: float, environment_state: bool = False, cameras=()):
         self.period = period
@@ -66,6 +89,7 @@ class EpisodeAssembler:
         self.pending: dict[str, dict[int, object]] = {
             stream: {} for stream in observation_streams(environment_state, self.cameras)}
         self.streams_seen: set[str] = set()
+        self.newest: dict[str, int] = {}  # per stream, the newest stamp key taken (executed actions: holds too)
         self.reset()
 
     def reset(self) -> None:
@@ -95,6 +119,7 @@ class EpisodeAssembler:
         of its parts it becomes that tick's state. Raises KeyError / ValueError for samples that make no state."""
         self.streams_seen.add(stream)
         key = stamp_key(stamp)
+        self._saw(stream, key)
         for table in self.pending.values():
             for old in [k for k in table if k < key - stamp_key(PART_LIFETIME_S)]:
                 del table[old]
@@ -109,28 +134,43 @@ class EpisodeAssembler:
 
     def add_action(self, stamp: float, action: np.ndarray, is_intervention: bool) -> None:
         self.actions[stamp_key(stamp)] = (np.asarray(action, dtype=np.float32), is_intervention)
+        self._saw(ACTIONS_STREAM, stamp_key(stamp))
+
+    def add_hold(self, stamp: float) -> None:
+        """A tick the driver held (no transition): it still shows how far the action stream has come."""
+        self._saw(ACTIONS_STREAM, stamp_key(stamp))
+
+    def _saw(self, stream: str, key: int) -> None:
+        self.newest[stream] = max(self.newest.get(stream, key), key)
+
+    def passed(self, stamp: float) -> bool:
+        """Every stream has delivered a sample stamped two periods after `stamp`. Each stream arrives in order, so
+        nothing stamped up to `stamp` is still on its way: what is missing was lost."""
+        after = stamp_key(stamp) + 2 * stamp_key(self.period)
+        return all(self.newest.get(s, -1) > after for s in (*self.pending, ACTIONS_STREAM))
 
     def add_reward(self, stamp: float, reward: float, success: bool) -> None:
         self.rewards[stamp_key(stamp)] = (float(reward), bool(success))
 
-    def complete(self, start_stamp: float, expected: int | None) -> bool:
+    def complete(self, start_stamp: float, end_stamp: float | None, expected: int | None) -> bool:
         """Whether everything the episode's transitions need has come: the `expected` executed actions (None:
         unknown, then those there are), the state after the last one and its reward. Each stream crosses DDS on its
         own, so at `ended` the last tick's parts can still be on their way."""
-        ticks = self.ticks_since(start_stamp)
+        ticks = self.ticks_between(start_stamp, end_stamp)
         if not ticks or (expected is not None and len(ticks) < expected):
             return False
         step = stamp_key(self.period)
         return (nearest_key(self.states, ticks[-1] + step, step // 2) is not None
                 and nearest_key(self.rewards, ticks[-1] + step, step // 2) is not None)
 
-    def finish(self, start_stamp: float) -> tuple[Episode | None, Assembly]:
-        """The episode since `start_stamp` (actions in raw units), or None, and where each executed action went.
+    def finish(self, start_stamp: float, end_stamp: float | None = None) -> tuple[Episode | None, Assembly]:
+        """The episode from `start_stamp` to `end_stamp` (None: all since; the next episode's first actions can be in
+        already), actions in raw units, or None, and where each executed action went.
         Leading ticks without a state are skipped (the first states can beat DDS discovery); a later gap ends the
         episode at the last transition whose next state arrived. Raises RateMismatch when the actions are spaced at
         another period than the configured one."""
         step = stamp_key(self.period)
-        ticks = self.ticks_since(start_stamp)
+        ticks = self.ticks_between(start_stamp, end_stamp)
         self._check_rate(ticks)
         tally = Assembly(actions=len(ticks))
         states = [nearest_key(self.states, k, step // 2) for k in ticks]  # ticks jitter on the physics grid
@@ -173,9 +213,12 @@ class EpisodeAssembler:
             for k in [k for k in table if k <= last]:
                 del table[k]
 
-    def ticks_since(self, start_stamp: float) -> list[int]:
-        """The stamp keys of the executed actions since `start_stamp` (stamps jitter on the physics grid)."""
-        return sorted(k for k in self.actions if k >= stamp_key(start_stamp) - stamp_key(self.period) // 2)
+    def ticks_between(self, start_stamp: float, end_stamp: float | None = None) -> list[int]:
+        """The stamp keys of the executed actions from `start_stamp` up to `end_stamp` (None: all since); stamps jitter
+        on the physics grid."""
+        half = stamp_key(self.period) // 2
+        last = float("inf") if end_stamp is None else stamp_key(end_stamp) + half
+        return sorted(k for k in self.actions if stamp_key(start_stamp) - half <= k <= last)
 
     def _check_rate(self, ticks: list[int]) -> None:
         """The actions' spacing, averaged over those near the median (a dropped action makes a gap, the physics grid

@@ -109,15 +109,16 @@ class ResumableLearner:
             return f"critic warm-up failed: {err!r}\n{traceback.format_exc()}"
 
     def take_episode(self, assembler: EpisodeAssembler, start_stamp: float, episode: int, outcome: str,
-                     expected: int | None = None, robot: str = "") -> tuple[Work, dict]:
+                     expected: int | None = None, robot: str = "", end_stamp: float | None = None
+                     ) -> tuple[Work, dict]:
         """The episode the assembler built since `start_stamp` into the store, persisted first; returns the updates it
         is owed and its accounting (core.episodes.tally) against the `expected` executed actions (the driver's
         count, holds left out; None: unknown). An episode that cannot be built is owed none (the last good weights
         are re-issued); one whose actions came at another rate than the learner's is an error to report."""
         try:
-            raw, assembly = assembler.finish(start_stamp)
+            raw, assembly = assembler.finish(start_stamp, end_stamp)
         except RateMismatch as err:
-            refused = len(assembler.ticks_since(start_stamp))
+            refused = len(assembler.ticks_between(start_stamp, end_stamp))
             return (Work(episode, outcome, 0, float("nan"), error=f"episode {episode} not stored: {err}", robot=robot),
                     tally(episode, expected, 0, dropped={"refused_rate_mismatch": refused}))
         accounting = assembly.accounting(episode, expected)

@@ -5,7 +5,7 @@ import pytest
 from robot_rl.core.state import (EE_POSE_STREAM, JOINT_STATES_STREAM, TASK_STATE_STREAM, camera_stream,
                                  observation_state)
 from robot_rl.core.types import CONTROL_HZ
-from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
+from robot_rl.rl.assembler import END_WAIT_MAX_S, REWARD_WAIT_S, EndWait, EpisodeAssembler, RateMismatch
 
 DT = 1 / CONTROL_HZ
 
@@ -129,15 +129,42 @@ def test_an_ended_episode_is_complete_only_once_its_last_action_next_state_and_r
     """At `ended` the last tick's parts can still be crossing DDS on their own topics: the learner waits for them."""
     asm = EpisodeAssembler(DT)
     fill(asm, 6, missing_states=(6,), missing_rewards=(5,), missing_actions=(5,))
-    assert not asm.complete(0.0, expected=6)  # the last action is missing
+    end = tick(5)
+    assert not asm.complete(0.0, end, expected=6)  # the last action is missing
     asm.add_action(tick(5), np.full(2, 5, np.float32), is_intervention=False)
-    assert not asm.complete(0.0, expected=6)  # its next state is missing
+    assert not asm.complete(0.0, end, expected=6)  # its next state is missing
     asm.add_state(tick(6), np.full(3, 6, np.float32))
-    assert not asm.complete(0.0, expected=6) and not asm.complete(0.0, expected=None)  # and its reward
+    assert not asm.complete(0.0, end, expected=6) and not asm.complete(0.0, end, expected=None)  # and its reward
     asm.add_reward(tick(6), -0.01, False)
-    assert asm.complete(0.0, expected=6) and not asm.complete(0.0, expected=7)
-    ep, done = asm.finish(0.0)
+    assert asm.complete(0.0, end, expected=6) and not asm.complete(0.0, end, expected=7)
+    ep, done = asm.finish(0.0, end)
     assert done.note() == "" and len(ep.actions) == 6
+
+
+def test_an_ended_episode_waits_for_its_backlog_by_the_streams_stamps_not_by_the_wall_clock():
+    """A busy learner can take seconds to work through an episode's samples: no wall deadline may cut them. What is
+    still missing once every stream has moved past the end was lost, and the wait ends then (after the reward's)."""
+    asm = EpisodeAssembler(DT)
+    fill(asm, 10, missing_actions=(9,))  # one action lost for good
+    wait = EndWait(0.0, tick(9), expected=10, since=0.0)
+    assert not wait.due(asm, now=30.0)  # the streams have not moved past the end: a backlog, however long
+    asm.add_hold(tick(12))
+    assert not wait.due(asm, now=30.0)  # the actions have, the observation streams not yet
+    asm.add_part(JOINT_STATES_STREAM, tick(12), np.zeros(8))
+    asm.add_part(EE_POSE_STREAM, tick(12), ((0.4, 0.0, 0.3), (0.0, 1.0, 0.0, 0.0)))
+    assert not wait.due(asm, now=31.0) and wait.due(asm, now=31.0 + REWARD_WAIT_S + 0.1)
+    assert EndWait(0.0, tick(9), expected=10, since=0.0).due(EpisodeAssembler(DT), now=END_WAIT_MAX_S + 1)
+    ep, done = asm.finish(0.0, tick(9))
+    assert len(ep.actions) == 9 and done.accounting(0, 10)["dropped"]["not_received"] == 1
+
+
+def test_an_episode_ends_at_its_end_stamp_while_the_next_one_already_runs():
+    asm = EpisodeAssembler(DT)
+    fill(asm, 12)
+    ep, done = asm.finish(0.0, tick(5))  # ticks 6.. belong to the next episode
+    assert len(ep.actions) == 6 and done.note() == ""
+    ep, _ = asm.finish(tick(7))
+    np.testing.assert_array_equal(ep.actions[:, 0], [7, 8, 9, 10, 11])
 
 
 def test_finishing_an_episode_keeps_the_next_episode_s_early_states():
