@@ -17,7 +17,7 @@ def cmd_train(args) -> int:
 
     torch.set_num_threads(args.threads)
     summary = train_deg(args.dataset, args.camera, args.out, args.guidance, args.encoder_steps, args.guidance_steps,
-                        args.diffusion_steps, args.num_frames, args.seed)
+                        args.diffusion_steps, args.num_frames, args.seed, args.image_size, args.holdout)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -33,7 +33,8 @@ def cmd_eval(args) -> int:
     videos, task = expert_videos(args.dataset or meta["dataset"], meta["camera"])
     out = Path(args.out or Path(args.model) / "eval")
     out.mkdir(parents=True, exist_ok=True)
-    print("| guidance | ordered return | shuffled return | matched cos | mismatched cos |\n|---|---|---|---|---|")
+    print("| guidance | ordered return | shuffled return | matched cos | mismatched cos | ROC AUC | δ_c, δ_f used |\n"
+          "|---|---|---|---|---|---|---|")
     for name in args.guidance or meta["guidance"]:
         result = diagnostics(args.model, videos, task, name)
         plot_diagnostics(result, out / f"diagnostics_{name}.png")
@@ -41,7 +42,8 @@ def cmd_eval(args) -> int:
         summary["returns"] = [e["return"] for e in result["episodes"]]
         (out / f"diagnostics_{name}.json").write_text(json.dumps(summary, indent=2))
         print(f"| {name} | {result['mean_return']:.2f} | {result['mean_shuffled_return']:.2f} | "
-              f"{result['mean_matched']:.3f} | {result['mean_mismatched']:.3f} |")
+              f"{result['mean_matched']:.3f} | {result['mean_mismatched']:.3f} | {result['roc_auc']:.3f} | "
+              f"{result['thresholds_used'][0]:.3f}, {result['thresholds_used'][1]:.3f} |")
     print(f"plots in {out}")
     return 0
 
@@ -76,11 +78,15 @@ def register(subparsers) -> None:
     train.add_argument("--guidance-steps", type=int, default=1500)
     train.add_argument("--diffusion-steps", type=int, default=2000)
     train.add_argument("--num-frames", type=int, default=50, help="K guidance frames")
+    train.add_argument("--image-size", type=int, default=64, help="encoder input (multiple of 16); larger resolves "
+                                                                  "finer goals")
+    train.add_argument("--holdout", type=float, default=0.2, help="share of the episodes (at least one) held out to "
+                                                                  "calibrate δ_c, δ_f")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=1)
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("eval", help="diagnostics with plots: returns along ordered vs shuffled expert episodes, "
-                                     "pointer, real/guidance similarity")
+                                     "pointer, real/guidance similarity, matched/mismatched ROC AUC")
     ev.add_argument("--model", required=True)
     ev.add_argument("--dataset", default="", help="expert episodes to score (default: the training dataset)")
     ev.add_argument("--guidance", nargs="*", default=None)

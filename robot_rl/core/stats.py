@@ -66,3 +66,14 @@ def paired_difference(a, b, resamples: int = 10_000, seed: int = 0) -> Estimate:
     boot = d[seeds[..., None], episodes].mean(axis=(1, 2))
     low, high = np.percentile(boot, [2.5, 97.5])
     return Estimate(float(d.mean()), float(low), float(high), int(d.size))
+
+
+def roc_auc(positives, negatives) -> float:
+    """Area under the ROC curve of a score separating positives from negatives: P(positive > negative), ties
+    counted half (the Mann–Whitney statistic, from ranks)."""
+    pos, neg = np.asarray(positives, dtype=float).ravel(), np.asarray(negatives, dtype=float).ravel()
+    if not pos.size or not neg.size:
+        raise ValueError("ROC AUC needs at least one positive and one negative score")
+    _, inverse, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # average rank of each tie group
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

@@ -4,11 +4,14 @@ Pieces (the paper's §3; docs/rewards.md describes each choice made here):
   f          contrastive image encoder, trained from scratch with InfoNCE on expert videos, frozen during RL;
              z = f(o) is L2-normalised, so ⟨z, g⟩ is a cosine similarity.
   g_1..g_K   guidance latents for this episode, made once at reset by a guidance provider (guidance.py).
+  δ_c, δ_f   coarse and fine cosine thresholds, calibrated on held-out matched vs mismatched pairs (`calibrate`).
   reward     at step t, c_k = ⟨z_t, g_k⟩ and a pointer m (last guidance frame reached, m = 0 at reset):
-               coarse  r_c = (k_new − m)/K  for the farthest k in (m, m+W] with c_k ≥ δ_c; then m ← k_new
-               fine    r_f = max_{k∈[m−1, m+1]} c_k  if ≥ δ_f  else 0, divided by the expected matched steps
-               r_t = α·(r_c + β·r_f)  (+ θ·1[success] for DEG+, added by the reward source)
-The pointer only moves forward and pays only for new progress, so loitering earns no coarse reward.
+               coarse  k* = argmax_{k∈[m, m+W]} c_k; if k* > m and c_{k*} ≥ δ_c then m ← k*   (order matters)
+               fine    φ_f = clip((c_m − δ_f)/(1 − δ_f), 0, 1), the tightness of the match to the frame reached
+               Φ       = α·(m + β·φ_f)/(K − 1),  β ≤ 1 so that reaching frame m+1 never lowers Φ
+               r_t     = γΦ(s_{t+1}) − Φ(s_t)  (+ θ·1[success] for DEG+, added by the reward source)
+Progress is paid as a potential difference (Ng et al. 1999), so no behaviour can collect dense reward forever:
+over any horizon the dense return is at most max Φ = α(1 + β/(K − 1)) < θ, and succeeding beats hovering.
 """
 from __future__ import annotations
 
@@ -30,31 +33,34 @@ IMAGE_SIZE = 64
 
 # ---- encoder -----------------------------------------------------------------------------------------------------
 class DEGEncoder(nn.Module):
-    """f: (B, 3, 64, 64) float in [0, 1] → (B, dim) unit vectors. Four stride-2 convs with GroupNorm (per-sample
-    statistics, so a frame's latent never depends on the rest of its batch)."""
+    """f: (B, 3, S, S) float in [0, 1] → (B, dim) unit vectors, S = `image_size` (a multiple of 16; larger S
+    resolves finer goals). Four stride-2 convs with GroupNorm (per-sample statistics, so a frame's latent never
+    depends on the rest of its batch)."""
 
-    def __init__(self, dim: int = 64, width: int = 16):
+    def __init__(self, dim: int = 64, width: int = 16, image_size: int = IMAGE_SIZE):
         super().__init__()
+        if image_size % 16:
+            raise ValueError(f"DEG encoder image_size must be a multiple of 16, got {image_size}")
         layers, ch = [], 3
         for out in (width, width, 2 * width, 2 * width):
             layers += [nn.Conv2d(ch, out, 3, 2, 1), nn.GroupNorm(8, out), nn.ReLU()]
             ch = out
         self.conv = nn.Sequential(*layers)
-        self.fc = nn.Linear(ch * 16, dim)  # 64 → 4 after four stride-2 convs
-        self.dim, self.width = dim, width
+        self.fc = nn.Linear(ch * (image_size // 16) ** 2, dim)  # S → S/16 after four stride-2 convs
+        self.dim, self.width, self.image_size = dim, width, image_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.fc(self.conv(x).flatten(1)), dim=-1)
 
 
-def to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(..., H, W, 3) uint8 → (N, 3, 64, 64) float in [0, 1] (area-resized when H, W differ from 64)."""
+def to_tensor(frames: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """(..., H, W, 3) uint8 → (N, 3, size, size) float in [0, 1] (area-resized when H, W differ)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 and frames.ndim != 3 or frames.shape[-1] != 3:
         raise ValueError(f"expected (H, W, 3) or (N, H, W, 3) RGB frames, got shape {frames.shape}")
     x = torch.as_tensor(frames.reshape(-1, *frames.shape[-3:])).permute(0, 3, 1, 2).float() / 255.0
-    if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="area")
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="area")
     return x
 
 
@@ -73,8 +79,8 @@ def augment(x: torch.Tensor, pad: int = 4, jitter: float = 0.2) -> torch.Tensor:
 
 @torch.no_grad()
 def encode(encoder: DEGEncoder, frames: np.ndarray | torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Latents (N, dim) of uint8 frames (N, H, W, 3) or float tensors (N, 3, 64, 64)."""
-    x = frames if isinstance(frames, torch.Tensor) else to_tensor(frames)
+    """Latents (N, dim) of uint8 frames (N, H, W, 3) or float tensors (N, 3, S, S)."""
+    x = frames if isinstance(frames, torch.Tensor) else to_tensor(frames, encoder.image_size)
     encoder.eval()
     if len(x) == 0:
         return torch.zeros(0, encoder.dim)
@@ -91,6 +97,7 @@ class EncoderTraining:
     cross_video: float = 0.5     # share of positives taken from another video at the same normalised time
     dim: int = 64
     width: int = 16
+    image_size: int = IMAGE_SIZE  # frames are resized to this before f
     seed: int = 0
 
 
@@ -110,10 +117,10 @@ def train_encoder(videos: list[np.ndarray], cfg: EncoderTraining) -> tuple[DEGEn
     training) carries the loss."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    clips = [to_tensor(v) for v in videos if len(v) > 0]
+    clips = [to_tensor(v, cfg.image_size) for v in videos if len(v) > 0]
     if not clips:
         raise ValueError("no expert frames to train the DEG encoder on")
-    encoder = DEGEncoder(cfg.dim, cfg.width)
+    encoder = DEGEncoder(cfg.dim, cfg.width, cfg.image_size)
     head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.ReLU(), nn.Linear(cfg.dim, cfg.dim))
     opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=cfg.lr)
     losses = []
@@ -145,32 +152,85 @@ def resample(latents: torch.Tensor, k: int) -> torch.Tensor:
     return latents[idx]
 
 
+# ---- thresholds ----------------------------------------------------------------------------------------------
+@dataclass
+class Calibration:
+    """δ_c and δ_f read off the encoder's own similarity distributions on held-out expert episodes: matched pairs
+    (a real frame and the guidance frame nearest in normalised time) against mismatched ones (more than
+    `MISMATCH_GAP` apart). δ_c is loose, for exploration: it passes all but 5 % of mismatched pairs' similarities
+    (and at least 90 % of matched ones); a missed match stalls the pointer, while the window keeps a loose one in
+    order. δ_f is tight: the median matched similarity (at least δ_c)."""
+
+    coarse_threshold: float
+    fine_threshold: float
+    roc_auc: float               # P(matched similarity > mismatched similarity)
+    coarse_true_positive: float  # share of matched pairs ≥ δ_c
+    coarse_false_positive: float  # share of mismatched pairs ≥ δ_c
+    matched_mean: float
+    mismatched_mean: float
+    pairs: int                   # matched pairs it was computed from
+
+
+MISMATCH_GAP = 0.25
+
+
+def calibrate(similarity: list[np.ndarray]) -> Calibration:
+    """Thresholds from similarity maps, one (T_i, K) array per held-out episode: row i is real frame at normalised
+    time i/(T−1), column k guidance frame k/(K−1)."""
+    from robot_rl.core.stats import roc_auc
+
+    matched, mismatched = [], []
+    for sims in similarity:
+        sims = np.asarray(sims)
+        gap = np.abs(np.linspace(0, 1, len(sims))[:, None] - np.linspace(0, 1, sims.shape[1])[None, :])
+        nearest = gap == gap.min(axis=1, keepdims=True)
+        matched.append(sims[nearest])
+        mismatched.append(sims[gap > MISMATCH_GAP])
+    matched, mismatched = np.concatenate(matched), np.concatenate(mismatched)
+    if not len(matched) or not len(mismatched):
+        raise ValueError("threshold calibration needs held-out episodes with matched and mismatched pairs")
+    coarse = float(min(np.quantile(mismatched, 0.95), np.quantile(matched, 0.10)))
+    fine = max(coarse, float(np.median(matched)))
+    return Calibration(coarse, fine, roc_auc(matched, mismatched), float((matched >= coarse).mean()),
+                       float((mismatched >= coarse).mean()), float(matched.mean()), float(mismatched.mean()),
+                       len(matched))
+
+
 # ---- reward ------------------------------------------------------------------------------------------------------
 @dataclass
 class DEGStep:
-    coarse: float   # r_c
-    fine: float     # r_f (already divided by the expected matched steps)
-    pointer: int    # m after this step
-    similarity: float  # best c_k around the pointer (diagnostics)
-    reward: float   # α·(r_c + β·r_f)
+    coarse: float      # α·(γ·m′ − m)/(K − 1): the pointer's part of γΦ(s′) − Φ(s)
+    fine: float        # α·β·(γ·φ_f′ − φ_f)/(K − 1): the fine match's part
+    pointer: int       # m after this step
+    progress: float    # m/(K − 1), the pointer as a fraction (part of the learner's observation)
+    similarity: float  # c_m, the match to the guidance frame reached (diagnostics)
+    reward: float      # coarse + fine
 
 
 class DEGReward:
-    """The per-episode dual-granularity reward. `reset(G)` with this episode's guidance, then `step(z_t)`."""
+    """The per-episode dual-granularity reward. `reset(G)` with this episode's guidance, then `step(z_t)`.
+    Thresholds are the parameters', or the calibrated ones stored with the encoder when those are None."""
 
-    def __init__(self, params: DEGParams, fine_steps: float):
-        if fine_steps <= 0:
-            raise ValueError("fine_steps (expected matched steps per episode) must be positive")
+    def __init__(self, params: DEGParams, calibration: Calibration | dict | None = None):
+        cal = Calibration(**calibration) if isinstance(calibration, dict) else calibration
+        if cal is None and (params.coarse_threshold is None or params.fine_threshold is None):
+            raise ValueError("DEG thresholds are not set and the model has no calibration (retrain it with "
+                             "`robot-rl deg train`, which calibrates δ_c and δ_f)")
         self.p = params
-        self.fine_steps = params.fine_steps or fine_steps
+        self.coarse_threshold = cal.coarse_threshold if params.coarse_threshold is None else params.coarse_threshold
+        self.fine_threshold = cal.fine_threshold if params.fine_threshold is None else params.fine_threshold
+        if self.fine_threshold >= 1:
+            raise ValueError(f"δ_f must be below 1 (cosine), got {self.fine_threshold}")
         self.guidance: torch.Tensor | None = None
         self.m = 0
+        self.fine_part = 0.0  # α·β·φ_f/(K − 1) at the previous step
 
     def reset(self, guidance: torch.Tensor) -> None:
         if guidance.ndim != 2 or len(guidance) < 2:
             raise ValueError(f"guidance latents must be (K ≥ 2, d), got {tuple(guidance.shape)}")
         self.guidance = F.normalize(guidance.float(), dim=-1)
         self.m = 0
+        self.fine_part = 0.0  # Φ(s_0) := 0: a constant offset of every return from s_0, no effect on the policy
 
     @property
     def num_frames(self) -> int:
@@ -180,17 +240,19 @@ class DEGReward:
         if self.guidance is None:
             raise RuntimeError("DEGReward.step before reset(guidance)")
         G, K, m, p = self.guidance, len(self.guidance), self.m, self.p
-        sims = G @ z.reshape(-1).float()                                 # c_k = ⟨z_t, g_k⟩
-        idx = torch.arange(K)
-        ok = (idx > m) & (idx <= m + p.window) & (sims >= p.coarse_threshold)
-        r_c = 0.0
-        if bool(ok.any()):                                               # coarse: new progress only
-            k_new = int(idx[ok].max())
-            r_c, self.m = (k_new - m) / (K - 1), k_new
-        lo, hi = max(self.m - 1, 0), min(self.m + 2, K)
-        s_best = float(sims[lo:hi].max())                                # fine: tight match around the pointer
-        r_f = s_best / self.fine_steps if s_best >= p.fine_threshold else 0.0
-        return DEGStep(r_c, r_f, self.m, s_best, p.alpha * (r_c + p.beta * r_f))
+        sims = G @ z.reshape(-1).float()                                   # c_k = ⟨z_t, g_k⟩
+        window = sims[m:min(m + p.window, K - 1) + 1]
+        k_best = m + int(torch.argmax(window))                             # coarse: best match in [m, m+W]
+        if k_best > m and float(sims[k_best]) >= self.coarse_threshold:
+            self.m = k_best
+        c_m = float(sims[self.m])                                          # fine: tightness of the match to m
+        phi_f = min(max((c_m - self.fine_threshold) / (1 - self.fine_threshold), 0.0), 1.0)
+        scale = p.alpha / (K - 1)
+        coarse_part, fine_part = scale * self.m, scale * p.beta * phi_f    # Φ = α(m + β φ_f)/(K − 1)
+        coarse = p.gamma * coarse_part - scale * m
+        fine = p.gamma * fine_part - self.fine_part
+        self.fine_part = fine_part
+        return DEGStep(coarse, fine, self.m, self.m / (K - 1), c_m, coarse + fine)
 
 
 # ---- bundle on disk ----------------------------------------------------------------------------------------------
@@ -203,7 +265,8 @@ def save_encoder(encoder: DEGEncoder, root: Path, meta: dict) -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(root / ENCODER_FILE))
-    (root / META_FILE).write_text(json.dumps({"dim": encoder.dim, "width": encoder.width, **meta}, indent=2))
+    (root / META_FILE).write_text(json.dumps({"dim": encoder.dim, "width": encoder.width,
+                                              "image_size": encoder.image_size, **meta}, indent=2))
 
 
 def load_encoder(root: Path) -> tuple[DEGEncoder, dict]:
@@ -214,7 +277,7 @@ def load_encoder(root: Path) -> tuple[DEGEncoder, dict]:
         raise FileNotFoundError(f"{root}: not a DEG model directory (needs {META_FILE} and {ENCODER_FILE}); "
                                 "train one with `robot-rl deg train`")
     meta = json.loads(meta_path.read_text())
-    encoder = DEGEncoder(meta["dim"], meta["width"])
+    encoder = DEGEncoder(meta["dim"], meta["width"], meta.get("image_size", IMAGE_SIZE))
     encoder.load_state_dict(load_file(str(weights)))
     encoder.eval()
     for p in encoder.parameters():

@@ -116,7 +116,7 @@ class LatentGuidance(GuidanceProvider):
         """Fit h on (augmented first frame, τ_k) → f(expert frame at τ_k) with a cosine loss; the first frames'
         latents are computed once for `augmentations` random shift / colour draws each."""
         torch.manual_seed(seed)
-        firsts = torch.stack([to_tensor(v[:1])[0] for v in videos])                       # (V, 3, 64, 64)
+        firsts = torch.stack([to_tensor(v[:1], encoder.image_size)[0] for v in videos])    # (V, 3, S, S)
         bank = torch.stack([encode(encoder, augment(firsts)) for _ in range(augmentations)], 1)  # (V, A, d)
         targets = torch.stack([resample(encode(encoder, v), num_frames) for v in videos])  # (V, K, d)
         net = LatentPredictor(encoder.dim)

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class DEGParams(BaseModel):
-    """Reward parameters with the spec's defaults (the DEG paper's; docs/rewards.md)."""
+    """Reward parameters (docs/rewards.md). Thresholds default to the values calibrated with the encoder."""
 
     model_config = ConfigDict(extra="forbid")
-    coarse_threshold: float = Field(0.80, ge=-1, le=1, description="δ_c, loose cosine threshold of the pointer")
-    fine_threshold: float = Field(0.92, ge=-1, le=1, description="δ_f, tight cosine threshold of the matching term")
-    window: int = Field(8, ge=1, description="W, look-ahead of the pointer in guidance frames")
-    alpha: float = Field(20.0, ge=0, description="α, scale of the dense reward")
-    beta: float = Field(1.0, ge=0, description="β, weight of fine matching relative to coarse progress")
-    fine_steps: float = Field(0.0, ge=0, description="r_f divisor (expected matched steps); 0 = mean expert "
-                                                     "episode length stored with the model")
+    coarse_threshold: float | None = Field(None, ge=-1, le=1, description="δ_c, cosine the pointer needs to move; "
+                                                                          "None = calibrated with the encoder")
+    fine_threshold: float | None = Field(None, ge=-1, lt=1, description="δ_f, cosine where the fine match starts "
+                                                                        "to pay; None = calibrated with the encoder")
+    window: int = Field(2, ge=1, description="W, the pointer moves to the best match among frames m..m+W")
+    alpha: float = Field(3.0, ge=0, description="α, dense return of a full pass along the guidance")
+    beta: float = Field(1.0, ge=0, le=1, description="β, weight of the fine match within one guidance frame (≤ 1, so "
+                                                     "that reaching the next frame never lowers the potential)")
+    gamma: float = Field(0.99, gt=0, le=1, description="γ of the shaping γΦ(s′) − Φ(s); the learner's discount")
 
 
 class ClassifierParams(BaseModel):
@@ -34,6 +36,14 @@ class DEGSourceParams(DEGParams):
     theta: float = Field(10.0, ge=0, description="θ, weight of the success reward in deg+")
     terminate_at_end: bool = Field(False, description="end the episode when the pointer reaches the last frame "
                                                       "(reward-free mode)")
+
+    @model_validator(mode="after")
+    def success_dominates(self) -> DEGSourceParams:
+        """The dense return is at most α(1 + β) (docs/rewards.md): below θ, succeeding beats hovering."""
+        if self.theta and self.theta <= self.alpha * (1 + self.beta):
+            raise ValueError(f"deg theta {self.theta} must exceed alpha·(1 + beta) = {self.alpha * (1 + self.beta)}"
+                             ", the most dense return an episode can collect, so that success dominates")
+        return self
 
 
 class SourceConfig(BaseModel):

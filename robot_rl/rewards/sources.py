@@ -3,7 +3,7 @@
     sim         the simulator's success predicate (privileged task state) + step penalty
     human       the operator's verdict (episode/mark_success | mark_failure, teleop buttons) + step penalty
     classifier  a small image success classifier; its confidence goes into every record
-    deg         DEG dense reward along per-episode guidance (reward-free)
+    deg         DEG dense reward along per-episode guidance (reward-free): γΦ(s′) − Φ(s), Φ from the pointer
     deg+        DEG + θ·success, success from `success_source` (sim, human or classifier)
 
 A source sees one `RewardInput` per control step and returns a `RewardStep` with every term named. Sources that need
@@ -111,6 +111,7 @@ class DEGSource(RewardSource):
 
     def __init__(self, params: DEGSourceParams, success: RewardSource | None = None):
         from robot_rl.rewards.deg import DEGReward, load_encoder
+        from robot_rl.rewards.deg_tools import model_calibration
         from robot_rl.rewards.guidance import load_provider
 
         if not params.model_path:
@@ -118,7 +119,7 @@ class DEGSource(RewardSource):
         self.p = params
         self.encoder, meta = load_encoder(params.model_path)
         self.provider = load_provider(params.model_path, params.guidance, self.encoder, meta)
-        self.reward = DEGReward(params, meta["mean_episode_length"])
+        self.reward = DEGReward(params, model_calibration(meta, params.guidance))
         self.success = success
         self.name = "deg+" if success else "deg"
         self.guidance = None
@@ -143,10 +144,9 @@ class DEGSource(RewardSource):
         if obs.image is None:
             raise ValueError("the DEG source needs a camera image")
         s = self.reward.step(encode(self.encoder, obs.image)[0])
-        K = self.reward.num_frames
-        terms = {"coarse": self.p.alpha * s.coarse, "fine": self.p.alpha * self.p.beta * s.fine,
-                 "pointer": float(s.pointer), "progress": s.pointer / (K - 1), "similarity": s.similarity}
-        reward, success, done = s.reward, False, self.p.terminate_at_end and s.pointer == K - 1
+        terms = {"coarse": s.coarse, "fine": s.fine, "pointer": float(s.pointer), "progress": s.progress,
+                 "similarity": s.similarity}
+        reward, success, done = s.reward, False, self.p.terminate_at_end and s.progress == 1.0
         if self.success:
             inner = self.success.step(obs)
             success = inner.success
