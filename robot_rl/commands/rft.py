@@ -71,10 +71,12 @@ def cmd_rft(args) -> int:
         digest = save_policy(policy, out, version + 1)
         plot_reward_curves(history, out / "rft_rewards.png")
         write_history(history, out / "rft_log.json", rft_cfg)
+        import numpy as np
+
         first, last = history[: max(1, len(history) // 10)], history[-max(1, len(history) // 10):]
-        for name in ("qacr", "ctar", "fcr", "mdpr"):
-            print(f"[rft] {name.upper():5s} {sum(h[name] for h in first) / len(first):.3f} -> "
-                  f"{sum(h[name] for h in last) / len(last):.3f}")
+        for name in ("qacr", "ctar", "fcr", "mdpr", "malformed", "clip_frac", "kl"):
+            print(f"[rft] {name:9s} {np.nanmean([h[name] for h in first]):.3f} -> "
+                  f"{np.nanmean([h[name] for h in last]):.3f}")
         print(f"[rft] checkpoint {out} version {version + 1} (sha256 {digest[:12]}…)")
     return 0
 

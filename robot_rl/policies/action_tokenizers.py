@@ -10,7 +10,8 @@
 
 `decode` says whether the ids were a well-formed chunk (the right number of elements for H × D, every id known): the
 format check FCR rewards. Decoding leniently (`strict=False`) still returns a chunk for malformed ids (missing
-elements padded with 0, extra ones dropped) so a served policy always has an action, but keeps `valid` False.
+elements padded with 0, extra ones dropped) but keeps `valid` False. `piece_lengths` (how many elements each id
+spells) is what constrained decoding in the tokenized policy tracks so that every generated chunk is well formed.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class TokenizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["bin", "fast"] = "fast"
-    bins: int = Field(256, ge=2, description="bin: bins per element over [-1, 1]")
+    bins: int = Field(255, ge=2, description="bin: bins per element over [-1, 1] (odd: 0, no motion, is a bin)")
     scale: float = Field(10.0, gt=0, description="fast: DCT coefficient scale γ before rounding")
     bpe_vocab_size: int = Field(0, ge=0, description="fast: BPE vocabulary to train (0 = no BPE)")
     bpe: str = Field("", description="fast: the trained BPE tokenizer (tokenizers JSON), filled in by fit()")
@@ -61,17 +62,22 @@ class ActionTokenizer(ABC):
     def encode(self, chunk: np.ndarray) -> list[int]:
         """(H, D) normalised chunk (clipped to [-1, 1]) → ids."""
 
+    @property
     @abstractmethod
-    def _elements(self, ids: Sequence[int]) -> np.ndarray | None:
+    def piece_lengths(self) -> np.ndarray:
+        """(vocab_size,) how many elements each id spells (≥ 1): 1 everywhere, or a BPE piece's length."""
+
+    @abstractmethod
+    def elements(self, ids: Sequence[int]) -> np.ndarray | None:
         """ids → the flat element sequence they spell (bin indices or quantised coefficients); None if an id is
-        unknown."""
+        unknown. QACR compares these, not the ids: one different BPE merge would shift every id after it."""
 
     @abstractmethod
     def _chunk(self, elements: np.ndarray) -> np.ndarray:
         """Exactly H·D elements → (H, D) chunk."""
 
     def decode(self, ids: Sequence[int], strict: bool = True) -> Decoded:
-        elements = self._elements(ids)
+        elements = self.elements(ids)
         valid = elements is not None and len(elements) == self.num_elements
         if valid:
             return Decoded(self._chunk(elements), True)
@@ -95,7 +101,7 @@ class ActionTokenizer(ABC):
 class BinningTokenizer(ActionTokenizer):
     """Uniform per-element bins: id k ↔ value −1 + 2k/(bins − 1)."""
 
-    def __init__(self, horizon: int, action_dim: int, bins: int = 256):
+    def __init__(self, horizon: int, action_dim: int, bins: int = 255):
         super().__init__(horizon, action_dim)
         self.bins = bins
         self._pad_element = (bins - 1) // 2
@@ -108,11 +114,15 @@ class BinningTokenizer(ActionTokenizer):
     def max_tokens(self) -> int:
         return self.num_elements
 
+    @property
+    def piece_lengths(self) -> np.ndarray:
+        return np.ones(self.bins, np.int64)
+
     def encode(self, chunk: np.ndarray) -> list[int]:
         chunk = self._check(chunk)
         return np.rint((chunk.reshape(-1) + 1.0) / 2.0 * (self.bins - 1)).astype(np.int64).tolist()
 
-    def _elements(self, ids: Sequence[int]) -> np.ndarray | None:
+    def elements(self, ids: Sequence[int]) -> np.ndarray | None:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         return ids if ((ids >= 0) & (ids < self.bins)).all() else None
 
@@ -154,6 +164,12 @@ class FastTokenizer(ActionTokenizer):
     def max_tokens(self) -> int:
         return self.num_elements  # BPE merges only ever shorten the sequence
 
+    @property
+    def piece_lengths(self) -> np.ndarray:
+        if self.bpe is None:
+            return np.ones(2 * self.q_max + 1, np.int64)
+        return np.array([len(self.bpe.id_to_token(i)) for i in range(self.vocab_size)], np.int64)
+
     def coefficients(self, chunk: np.ndarray) -> np.ndarray:
         """Quantised DCT coefficients, flattened frequency-major: q[k, d] for k = 0..H−1, d = 0..D−1."""
         chunk = self._check(chunk)
@@ -169,7 +185,7 @@ class FastTokenizer(ActionTokenizer):
             return (q + self.q_max).tolist()
         return self.bpe.encode(self._text(q)).ids
 
-    def _elements(self, ids: Sequence[int]) -> np.ndarray | None:
+    def elements(self, ids: Sequence[int]) -> np.ndarray | None:
         ids = [int(i) for i in ids]
         if self.bpe is None:
             q = np.asarray(ids, dtype=np.int64) - self.q_max

@@ -6,9 +6,16 @@ Sequence fed to the LM (embeddings):
      └ linear projections of the normalised state and of each camera's image feature ┘  └ action tokens ┘
 
 Vocabulary: PAD, BOS, EOS, the 256 UTF-8 byte values of the instruction, then the action tokenizer's ids.
-Sampling is free (any token may come out; RL needs outputs that can be malformed, see FCR), except in
-`sample_normalized` (what the policy node serves), which masks the vocabulary to action ids + EOS and decodes
-leniently so that a served chunk always exists.
+
+Constrained decoding, the same in SFT, GRPO rollouts, the GRPO ratio and KL, evaluation and serving: with E = H·D
+elements to write and r_t = E − (elements spelled by the ids before step t),
+
+    allowed_t = {action id v : 1 ≤ len(v) ≤ r_t}  if r_t > 0,   {EOS}  if r_t = 0
+    π_τ(a_t | ·) = softmax(logits_t / τ restricted to allowed_t)
+
+so no piece overshoots the element count and EOS is forced exactly at zero: every completion decodes (malformed
+share 0 by construction; the tokenizer always holds the length-1 pieces, so there is no dead end). Log-probabilities
+for the GRPO ratio and KL use the same mask and temperature as the sampler (after SimpleVLA-RL).
 
 The LM is a small Llama or Qwen2 built from a config object (`TokenizedOptions`), or the config of a local
 checkpoint (`lm_path`, its weights via `load_pretrained_lm`). Images: the project's CNN (`vision: cnn`), a small
@@ -116,6 +123,11 @@ class TokenizedPolicy(ChunkPolicy):
         self.tokenizer: ActionTokenizer = make_tokenizer(self.options.tokenizer, spec.horizon, spec.action_dim)
         self.vocab_size = ACTION_OFFSET + self.tokenizer.vocab_size
         self.max_new_tokens = self.tokenizer.max_tokens + 1  # + EOS
+        # elements each LM id spells: 0 for PAD/BOS/EOS/text, the piece length for action ids (a buffer: moves with
+        # the model, not saved in checkpoints since the tokenizer rebuilds it)
+        lengths = torch.zeros(self.vocab_size, dtype=torch.long)
+        lengths[ACTION_OFFSET:] = torch.as_tensor(self.tokenizer.piece_lengths)
+        self.register_buffer("piece_lengths", lengths, persistent=False)
         self.lm = AutoModelForCausalLM.from_config(_lm_config(spec, self.options, self.vocab_size))
         width = self.lm.config.hidden_size
         self.state_proj = nn.Sequential(nn.Linear(spec.state_dim, width), nn.SiLU(), nn.Linear(width, width))
@@ -169,10 +181,39 @@ class TokenizedPolicy(ChunkPolicy):
         x = torch.cat([prefix, self.lm.get_input_embeddings()(tokens[:, :-1])], dim=1)
         return self.lm(inputs_embeds=x).logits[:, prefix.shape[1] - 1:].float()
 
-    def forward(self, obs: dict, tokens: torch.Tensor, repeat: int = 1) -> torch.Tensor:
-        """log π(token_t | prefix, tokens_<t), (N, T). A forward() so that DDP (accelerate) syncs gradients."""
-        logits = self.completion_logits(obs, tokens, repeat)
-        return torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None])[..., 0]
+    def forward(self, obs: dict, tokens: torch.Tensor, repeat: int = 1, temperature: float = 1.0) -> torch.Tensor:
+        """log π_τ(token_t | prefix, tokens_<t) under the decoding constraint, (N, T); 0 after the first EOS. A
+        forward() so that DDP (accelerate) syncs gradients."""
+        return self.constrained_log_probs(self.completion_logits(obs, tokens, repeat), tokens, temperature)
+
+    # ---- constrained decoding --------------------------------------------------------------------------------
+    def allowed_tokens(self, remaining: torch.Tensor) -> torch.Tensor:
+        """(...,) elements still to write → (..., V) bool: action ids that fit while any remain, else only EOS."""
+        lengths = self.piece_lengths
+        fits = (lengths > 0) & (lengths <= remaining[..., None])
+        eos = torch.zeros_like(fits)
+        eos[..., EOS] = True
+        return torch.where((remaining > 0)[..., None], fits, eos)
+
+    def constrain(self, logits: torch.Tensor, remaining: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Logits / τ with every disallowed id at −inf (τ = 0: the masked logits unscaled, for argmax)."""
+        scaled = logits / temperature if temperature > 0 else logits
+        return scaled.masked_fill(~self.allowed_tokens(remaining), float("-inf"))
+
+    def remaining_before(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, T) elements still to write before each token of teacher-forced sequences."""
+        spelled = self.piece_lengths[tokens]
+        return self.tokenizer.num_elements - (torch.cumsum(spelled, dim=1) - spelled)
+
+    def constrained_log_probs(self, logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+        """log π_τ of `tokens` (N, T) from teacher-forced logits (N, T, V) under the constraint; 0 after the first
+        EOS. A token the constraint forbids (a malformed target) gets −inf."""
+        if temperature <= 0:
+            raise ValueError(f"log-probabilities need a sampling temperature > 0, got {temperature}")
+        inside = self.completion_mask(tokens)
+        logp = torch.log_softmax(self.constrain(logits, self.remaining_before(tokens), temperature), dim=-1)
+        logp = logp.gather(-1, tokens[..., None])[..., 0]
+        return torch.where(inside, logp, torch.zeros_like(logp))
 
     @staticmethod
     def completion_mask(tokens: torch.Tensor) -> torch.Tensor:
@@ -210,32 +251,28 @@ class TokenizedPolicy(ChunkPolicy):
     # ---- sampling --------------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, obs: dict, n: int = 1, generator: torch.Generator | None = None,
-                 temperature: float = 1.0, actions_only: bool = False) -> torch.Tensor:
-        """n sampled completions per observation, (B·n, max_new_tokens) LM ids (PAD after EOS), a state's samples
-        adjacent. `actions_only` masks every id but action ids and EOS."""
+                 temperature: float = 1.0) -> torch.Tensor:
+        """n completions per observation under the decoding constraint at temperature τ (0 = greedy),
+        (B·n, max_new_tokens) LM ids (PAD after EOS), a state's samples adjacent."""
         prefix = self.prefix_embeds(obs).repeat_interleave(n, dim=0)
         out = self.lm(inputs_embeds=prefix, use_cache=True)
         logits, cache = out.logits[:, -1].float(), out.past_key_values
         N = prefix.shape[0]
         tokens = torch.full((N, self.max_new_tokens), PAD, dtype=torch.long, device=prefix.device)
+        remaining = torch.full((N,), self.tokenizer.num_elements, dtype=torch.long, device=prefix.device)
         done = torch.zeros(N, dtype=torch.bool, device=prefix.device)
-        allowed = None
-        if actions_only:
-            allowed = torch.zeros(self.vocab_size, dtype=torch.bool, device=prefix.device)
-            allowed[ACTION_OFFSET:] = True
-            allowed[EOS] = True
         for t in range(self.max_new_tokens):
-            if allowed is not None:
-                logits = logits.masked_fill(~allowed, float("-inf"))
+            logits = self.constrain(logits, remaining, temperature)
             if temperature == 0:
                 token = logits.argmax(-1)
             else:
-                probs = torch.softmax(logits / temperature, dim=-1)
+                probs = torch.softmax(logits, dim=-1)
                 token = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(prefix.device)
             token = torch.where(done, torch.full_like(token, PAD), token)
             tokens[:, t] = token
+            remaining -= self.piece_lengths[token]
             done |= token == EOS
-            if done.all() or t == self.max_new_tokens - 1:
+            if done.all():
                 break
             out = self.lm(inputs_embeds=self.lm.get_input_embeddings()(token[:, None]), past_key_values=cache,
                           use_cache=True)
@@ -244,17 +281,20 @@ class TokenizedPolicy(ChunkPolicy):
 
     @torch.no_grad()
     def sample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        tokens = self.generate(obs, n, generator, self.options.temperature, actions_only=True)
-        chunks = [self.decode(seq, strict=False).actions for seq in tokens]
-        out = torch.as_tensor(np.stack(chunks), dtype=torch.float32, device=obs["state"].device)
+        tokens = self.generate(obs, n, generator, self.options.temperature)
+        decoded = [self.decode(seq) for seq in tokens]
+        malformed = sum(not d.valid for d in decoded)
+        if malformed:  # constrained decoding makes this impossible; a served chunk must never be made up
+            raise RuntimeError(f"{malformed} of {len(decoded)} constrained completions did not decode")
+        out = torch.as_tensor(np.stack([d.actions for d in decoded]), dtype=torch.float32, device=obs["state"].device)
         return out.view(-1, n, self.spec.horizon, self.spec.action_dim)
 
     def token_nll(self, obs: dict, tokens: torch.Tensor, augment: bool = False) -> torch.Tensor:
-        """Per-sample mean negative log-likelihood of target LM ids (N, T) (PAD after EOS ignored), (N,)."""
-        logits = self.completion_logits(obs, tokens, augment=augment)
-        nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
+        """Per-sample mean negative log-likelihood of well-formed target LM ids (N, T) under the decoding constraint
+        at τ = 1 (what generate samples from; PAD after EOS ignored), (N,)."""
+        logp = self.constrained_log_probs(self.completion_logits(obs, tokens, augment=augment), tokens, 1.0)
         mask = self.completion_mask(tokens).float()
-        return (nll * mask).sum(1) / mask.sum(1)
+        return -(logp * mask).sum(1) / mask.sum(1)
 
     def loss(self, obs: dict, actions_normalized: torch.Tensor) -> torch.Tensor:
         """Supervised loss: per-sample token NLL of the tokenized demo chunk, (B,)."""

@@ -15,6 +15,8 @@ Success matrix s[q, k] (after stage q, task k; learned at stage q_k). With T the
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.yaml_config import load_yaml_model
 from robot_rl.data.collect_sim import collect_demos, sim_state
-from robot_rl.rl.lifelong_rft import (Demos, RFTConfig, SFTConfig, demo_normalizer, load_demos,
+from robot_rl.rl.lifelong_rft import (Demos, RFTConfig, SFTConfig, demo_normalizer, load_demos, malformed_rate,
                                       reinforcement_finetune, supervised_finetune)
 from robot_rl.policies.normalizer import Normalizer
 from robot_rl.core.types import CONTROL_HZ, EVAL_SEED, TASK_MAX_STEPS
@@ -45,7 +47,7 @@ class ContinualConfig(BaseModel):
     new_fraction: float = Field(0.2, gt=0, le=1)
     replay_episodes: int = Field(5, ge=0)
     demo_noise: float = Field(0.1, ge=0)
-    eval_episodes: int = Field(20, ge=1)
+    eval_episodes: int = Field(50, ge=1)
     stage_sft_steps: int = Field(400, ge=0)
     rft_warmup_sft_steps: int = Field(400, ge=0)
 
@@ -77,9 +79,10 @@ def task_demos(task: str, episodes: int, noise: float, seed: int, root: Path, ho
 
 
 @torch.no_grad()
-def evaluate_policy(policy, task: str, episodes: int, seed: int = EVAL_SEED) -> float:
-    """Success rate of `policy` on `task` in the sim: chunks executed open loop (spec.execute_steps), then replan.
-    The episodes run side by side (one sim each), so every replanning is one batched policy call."""
+def evaluate_policy(policy, task: str, episodes: int, seed: int = EVAL_SEED) -> np.ndarray:
+    """Per-episode success (bool, episode i on sim seed `seed` + i) of `policy` on `task`: chunks executed open loop
+    (spec.execute_steps), then replan. The episodes run side by side (one sim each), so every replanning is one
+    batched policy call."""
     from robot_rl.sim.panda_sim import PandaSim
 
     spec = policy.spec
@@ -114,11 +117,12 @@ def evaluate_policy(policy, task: str, episodes: int, seed: int = EVAL_SEED) -> 
     finally:
         for sim in sims:
             sim.close()
-    return float(success.mean())
+    return success
 
 
 def continual_metrics(matrix: np.ndarray, learned_at: list[int]) -> dict[str, float]:
-    """FWT, NBT, AUC from s[q, k] (NaN where task k was not yet seen) and each task's stage q_k."""
+    """FWT, NBT, AUC from s[q, k] (NaN where task k was not yet seen) and each task's stage q_k. All three are linear
+    in s, so applied to one evaluation episode's outcomes they give that episode's share (used for paired intervals)."""
     fwt, nbt, auc = [], [], []
     for k, q_k in enumerate(learned_at):
         first, later = matrix[q_k, k], matrix[q_k + 1:, k]
@@ -147,13 +151,15 @@ def stage_datasets(demos: dict[str, Demos], cfg: ContinualConfig, seed: int) -> 
 
 
 def run_method(method: str, base_policy, stages: list[Demos], file_cfg: RFTFileConfig, seed: int) -> dict:
-    """Train one method through every stage from the shared stage-0 SFT policy; evaluate after each stage."""
+    """Train one method through every stage from the shared stage-0 SFT policy; evaluate after each stage. Returns the
+    per-episode outcomes s[q, k, i] (NaN before task k is learned), their mean matrix, FWT / NBT / AUC, the GRPO
+    histories and the malformed share of sampled completions (τ of training, and greedy) after every stage."""
     cfg = file_cfg.continual
     tasks = cfg.base_tasks + cfg.new_tasks
     learned_at = [0] * len(cfg.base_tasks) + list(range(1, len(cfg.new_tasks) + 1))
-    matrix = np.full((len(stages), len(tasks)), np.nan)
+    outcomes = np.full((len(stages), len(tasks), cfg.eval_episodes), np.nan)
     policy = copy.deepcopy(base_policy)
-    histories = []
+    histories, malformed = [], []
     for q, data in enumerate(stages):
         rft_cfg = file_cfg.rft.model_copy(update={"seed": seed + q})
         if q > 0:
@@ -162,20 +168,24 @@ def run_method(method: str, base_policy, stages: list[Demos], file_cfg: RFTFileC
             supervised_finetune(policy, data, sft_cfg, desc=f"{method} stage {q} SFT")
         if method == "rft":
             histories.append(reinforcement_finetune(policy, data, rft_cfg, desc=f"rft stage {q} GRPO"))
+        malformed += [malformed_rate(policy, data, tau, seed=seed + q) for tau in (file_cfg.rft.temperature, 0.0)]
         for k, task in enumerate(tasks):
             if learned_at[k] <= q:
-                matrix[q, k] = evaluate_policy(policy, task, cfg.eval_episodes)
-        print(f"[{method}] after stage {q}: " + ", ".join(f"{t} {matrix[q, k]:.2f}" for k, t in enumerate(tasks)
-                                                         if learned_at[k] <= q), flush=True)
-    return {"matrix": matrix, "metrics": continual_metrics(matrix, learned_at), "histories": histories,
-            "policy": policy}
+                outcomes[q, k] = evaluate_policy(policy, task, cfg.eval_episodes)
+        print(f"[{method}] after stage {q}: " + ", ".join(f"{t} {np.mean(outcomes[q, k]):.2f}"
+                                                         for k, t in enumerate(tasks) if learned_at[k] <= q),
+              flush=True)
+    matrix = outcomes.mean(axis=2)
+    per_episode = [continual_metrics(outcomes[..., i], learned_at) for i in range(cfg.eval_episodes)]
+    return {"outcomes": outcomes, "matrix": matrix, "metrics": continual_metrics(matrix, learned_at),
+            "episode_metrics": {m: np.array([e[m] for e in per_episode]) for m in ("fwt", "nbt", "auc")},
+            "histories": histories, "malformed_rate": float(np.mean(malformed)), "policy": policy}
 
 
-def run_protocol(file_cfg: RFTFileConfig, workdir: str | Path, seed: int = 0,
-                 methods: tuple[str, ...] = ("sft", "rft")) -> dict:
-    """Collect (or reuse) the demos under `workdir` (collect_sim, action space EE_SPACE_NAMES), train the shared
-    base policy, run every method."""
-    from robot_rl.policies import PolicySpec, build_policy
+def prepare_protocol(file_cfg: RFTFileConfig, workdir: str | Path, seed: int = 0) -> tuple[list[Demos], object]:
+    """The stage datasets and the shared stage-0 SFT policy of one seed. Demos (collect_sim, action space
+    EE_SPACE_NAMES) and the base policy are kept under `workdir` and reused while their settings are unchanged."""
+    from robot_rl.policies import PolicySpec, build_policy, load_policy, save_policy
     from robot_rl.policies.action_tokenizers import fit_tokenizer
     from robot_rl.policies.tokenized import TokenizedOptions
 
@@ -189,9 +199,14 @@ def run_protocol(file_cfg: RFTFileConfig, workdir: str | Path, seed: int = 0,
         demos[task] = task_demos(task, episodes, cfg.demo_noise, 1000 * (i + 1) + seed,
                                  workdir / f"demos_{task}_{episodes}_s{seed}", horizon)
     stages = stage_datasets(demos, cfg, seed)
-
-    torch.manual_seed(seed)
     base = stages[0]
+
+    key = json.dumps({"policy": file_cfg.policy, "sft": file_cfg.sft.model_dump(), "seed": seed,
+                      "demos": [cfg.base_tasks, cfg.base_episodes, cfg.demo_noise]}, sort_keys=True)
+    cached = workdir / f"base_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    if (cached / "config.json").exists():
+        return stages, load_policy(cached)[0]
+    torch.manual_seed(seed)
     # actions normalised by the robot's limits, not the base demos' range: a later task may use what the base tasks
     # never did (pick_lift closes the gripper)
     stats = demo_normalizer(base)
@@ -205,8 +220,16 @@ def run_protocol(file_cfg: RFTFileConfig, workdir: str | Path, seed: int = 0,
                       tokenized=options.model_copy(update={"tokenizer": tokenizer}).model_dump())
     base_policy = build_policy(spec, normalizer)
     supervised_finetune(base_policy, base, file_cfg.sft.model_copy(update={"seed": seed}), desc="stage 0 SFT")
+    save_policy(base_policy, cached, 0)
+    return stages, base_policy
+
+
+def run_protocol(file_cfg: RFTFileConfig, workdir: str | Path, seed: int = 0,
+                 methods: tuple[str, ...] = ("sft", "rft")) -> dict:
+    """Every method from the seed's shared base policy (prepare_protocol)."""
+    stages, base_policy = prepare_protocol(file_cfg, workdir, seed)
+    cfg = file_cfg.continual
     results = {m: run_method(m, base_policy, stages, file_cfg, seed) for m in methods}
     results["tasks"] = cfg.base_tasks + cfg.new_tasks
     results["stage_sizes"] = [len(s) for s in stages]
     return results
-

@@ -1,19 +1,27 @@
 """LifeLong-RFT (Liu et al., RSS 2026): offline GRPO on demonstrations with the Multi-Dimensional Process Reward.
 
 No environment and no learned reward: for each demo sample (observation o, instruction l, reference chunk Ã) the
-policy samples G token completions a_1..a_G from π_old, each scored against the reference:
+policy samples G completions a_1..a_G from π_old (constrained decoding at temperature τ, so each one decodes; see
+robot_rl/policies/tokenized.py), each scored against the reference:
 
-    QACR = Σ_{ℓ ≤ min(U,V)} 1[a_ℓ = ã_ℓ] / max(U, V)                       token agreement (U, V: lengths)
+    QACR = Σ_{ℓ ≤ min(U,V)} 1[e_ℓ = ẽ_ℓ] / max(U, V)      agreement of the decoded elements e (bins or quantised DCT
+                                                             coefficients), U, V their counts: BPE ids would shift
     CTAR = (1/H) Σ_t [ β_p exp(−α d_t) + (1 − β_p) 1[sign y_t^grip = sign ỹ_t^grip] ],
            d_t = (1/D_pose) ‖y_t^pose − ỹ_t^pose‖_1                         continuous agreement (normalised)
     FCR  = 1 if the completion decodes to an (H, D) chunk else 0           format
     MDPR = ω·QACR + (1 − ω)·CTAR + λ·FCR,  ω = 0.7, λ = 0.1;  every term is 0 for an invalid completion
     (ỹ = decode(ã), so an exact copy of the reference scores 0.7 + 0.3 + 0.1 = 1.1)
 
-    A_i = (r_i − mean_j r_j) / (std_j r_j + 1e-6)                          group z-score; std = 0 → group dropped
-    ρ_{i,t} = π_θ(a_{i,t} | ·) / π_old(a_{i,t} | ·)                        per action token (EOS included)
+    A_i = (r_i − mean_j r_j) / max(std_j r_j, σ_min)                      group z-score, floored: a group whose
+                                                                            rewards barely differ gets small
+                                                                            advantages; std = 0 → group dropped
+    ρ_{i,t} = π_θ(a_{i,t} | ·) / π_old(a_{i,t} | ·)                        per action token (EOS included), both
+                                                                            under the decoding mask at τ
     J(θ) = mean_i mean_t [ min(ρ A_i, clip(ρ, 1 − ε, 1 + ε) A_i) − γ_KL · KL_t ]
     KL_t = π_ref/π_θ − log(π_ref/π_θ) − 1                                 k3 estimator, π_ref = frozen start policy
+
+Each rollout batch is optimised for `epochs` passes in `minibatches` shuffled minibatches (π_old fixed meanwhile), so
+from the second update on ρ ≠ 1 and the clip can engage; the clipped-token fraction is logged.
 
 Multi-GPU through `accelerate` (each process samples its own demo batch; DDP averages the gradients); in CI a single
 CPU process.
@@ -54,16 +62,17 @@ class MDPRTerms(NamedTuple):
     mdpr: float
 
 
-def mdpr(pred_ids: list[int], ref_ids: list[int], pred_chunk: np.ndarray | None, ref_chunk: np.ndarray,
-         gripper_dim: int | None, cfg: MDPRConfig | None = None) -> MDPRTerms:
-    """MDPR of one completion. `pred_chunk` is None when the completion did not decode (→ all terms 0);
-    chunks are (H, D) normalised; `gripper_dim` None means every dimension is pose."""
+def mdpr(pred_elements: np.ndarray | None, ref_elements: np.ndarray, pred_chunk: np.ndarray | None,
+         ref_chunk: np.ndarray, gripper_dim: int | None, cfg: MDPRConfig | None = None) -> MDPRTerms:
+    """MDPR of one completion from its decoded elements (tokenizer.elements) and chunk; either None when the
+    completion did not decode (→ all terms 0). Chunks are (H, D) normalised; `gripper_dim` None means every dimension
+    is pose."""
     cfg = cfg or MDPRConfig()
-    if pred_chunk is None or pred_chunk.shape != ref_chunk.shape:
+    if pred_elements is None or pred_chunk is None or pred_chunk.shape != ref_chunk.shape:
         return MDPRTerms(0.0, 0.0, 0.0, 0.0)
-    U, V = len(pred_ids), len(ref_ids)
+    U, V = len(pred_elements), len(ref_elements)
     n = min(U, V)
-    qacr = float(np.sum(np.asarray(pred_ids[:n]) == np.asarray(ref_ids[:n]))) / max(U, V, 1)
+    qacr = float(np.sum(np.asarray(pred_elements[:n]) == np.asarray(ref_elements[:n]))) / max(U, V, 1)
     pose = [d for d in range(ref_chunk.shape[1]) if d != gripper_dim]
     d_t = np.abs(pred_chunk[:, pose] - ref_chunk[:, pose]).mean(axis=1)
     r_pose = np.exp(-cfg.alpha * d_t)
@@ -75,10 +84,11 @@ def mdpr(pred_ids: list[int], ref_ids: list[int], pred_chunk: np.ndarray | None,
     return MDPRTerms(qacr, ctar, 1.0, cfg.omega * qacr + (1 - cfg.omega) * ctar + cfg.lam * 1.0)
 
 
-def group_advantages(rewards: torch.Tensor, eps: float = 1e-6, min_std: float = 1e-8):
-    """rewards (B, G) → (A (B, G) z-scored per group, keep (B,) groups with non-zero spread)."""
+def group_advantages(rewards: torch.Tensor, std_floor: float, min_std: float = 1e-8):
+    """rewards (B, G) → (A (B, G) z-scored per group with the std floored at `std_floor`, keep (B,) groups with
+    non-zero spread). The floor keeps a group whose rewards differ by rounding noise from getting ±1 advantages."""
     mean, std = rewards.mean(dim=1, keepdim=True), rewards.std(dim=1, unbiased=False, keepdim=True)
-    return (rewards - mean) / (std + eps), std[:, 0] > min_std
+    return (rewards - mean) / std.clamp_min(std_floor), std[:, 0] > min_std
 
 
 def k3_kl(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
@@ -100,7 +110,8 @@ def grpo_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: torch.Tensor
     with torch.no_grad():
         clipped = ((ratio - 1).abs() > clip_eps).float()
         stats = {"kl": float(((kl * m).sum(1) / m.sum(1)).mean()),
-                 "clip_frac": float(((clipped * m).sum() / m.sum()))}
+                 "clip_frac": float(((clipped * m).sum() / m.sum())),
+                 "ratio_dev": float((((ratio - 1).abs() * m).sum() / m.sum()))}
     return -per_sequence.mean(), stats
 
 
@@ -219,21 +230,24 @@ def supervised_finetune(policy: TokenizedPolicy, demos: Demos, cfg: SFTConfig, d
 
 # ---- GRPO with MDPR -------------------------------------------------------------------------------------------------
 class RFTConfig(BaseModel, extra="forbid"):
-    iterations: int = 200
-    batch_size: int = 16          # demo states per iteration (per process)
-    group_size: int = 8           # G
-    lr: float = 1e-5              # the paper: 1e-6 on a 3B VLA; small models need more
-    clip_eps: float = 0.2         # ε
-    kl_coef: float = 0.04         # γ_KL
-    temperature: float = 1.0      # sampling temperature of π_old
-    updates_per_batch: int = 1    # optimisation steps on each sampled batch (π_old fixed meanwhile)
-    max_grad_norm: float = 1.0
+    iterations: int = Field(200, ge=1)
+    batch_size: int = Field(16, ge=1)      # demo states per iteration (per process)
+    group_size: int = Field(8, ge=2)       # G
+    lr: float = Field(1e-5, gt=0)          # the paper: 1e-6 on a 3B VLA; small models need more
+    clip_eps: float = Field(0.2, gt=0)     # ε
+    kl_coef: float = Field(0.04, ge=0)     # γ_KL
+    temperature: float = Field(1.0, gt=0)  # τ of π_old, of the ratio and of the KL
+    epochs: int = Field(2, ge=1)           # passes over each rollout batch (π_old fixed meanwhile)
+    minibatches: int = Field(2, ge=1)      # optimiser steps per pass: updates per batch = epochs · minibatches
+    adv_std_floor: float = Field(0.02, ge=0)  # σ_min of the group z-score (MDPR is on a 0–1.1 scale)
+    max_grad_norm: float = Field(1.0, gt=0)
     seed: int = 0
     mdpr: MDPRConfig = Field(default_factory=MDPRConfig)
 
 
 class GRPOTrainer:
-    """One GRPO-with-MDPR step per call of `step`; π_ref is a frozen copy of the policy at construction."""
+    """One GRPO-with-MDPR iteration (a rollout batch and its updates) per call of `step`; π_ref is a frozen copy of
+    the policy at construction."""
 
     def __init__(self, policy: TokenizedPolicy, cfg: RFTConfig, accelerator=None):
         from accelerate import Accelerator
@@ -254,54 +268,69 @@ class GRPOTrainer:
         out = np.zeros((len(ref_chunks), G, len(TERMS)))
         for b, ref in enumerate(ref_chunks.cpu().numpy()):
             ref_ids = tokenizer.encode(ref)
-            ref_cont = tokenizer.decode(ref_ids).actions
+            ref_elements, ref_cont = tokenizer.elements(ref_ids), tokenizer.decode(ref_ids).actions
             for g in range(G):
                 seq = tokens[b * G + g]
-                ids, _ = self.policy.action_ids(seq)
-                out[b, g] = mdpr(ids, ref_ids, self.policy.decode(seq).actions, ref_cont, self.gripper_dim,
-                                 self.cfg.mdpr)
+                ids, well_formed = self.policy.action_ids(seq)
+                elements = tokenizer.elements(ids) if well_formed else None
+                out[b, g] = mdpr(elements, ref_elements, self.policy.decode(seq).actions, ref_cont,
+                                 self.gripper_dim, self.cfg.mdpr)
         return out
 
     def kl_to_reference(self, obs: dict, tokens: torch.Tensor, repeat: int) -> torch.Tensor:
         """Mean per-token k3 KL(π_θ ‖ π_ref) on `tokens` (no gradient)."""
+        tau = self.cfg.temperature
         with torch.no_grad():
-            logp, logp_ref = self.model(obs, tokens, repeat), self.reference(obs, tokens, repeat)
+            logp, logp_ref = self.model(obs, tokens, repeat, tau), self.reference(obs, tokens, repeat, tau)
             mask = self.policy.completion_mask(tokens).float()
             return (k3_kl(logp, logp_ref) * mask).sum() / mask.sum()
 
     def step(self, obs: dict, ref_chunks: torch.Tensor) -> dict:
-        """Sample G completions per observation from π_old, score them, and update θ. `ref_chunks` normalised."""
-        cfg, G = self.cfg, self.cfg.group_size
+        """Sample G completions per observation from π_old, score them, and update θ `epochs · minibatches` times
+        on them. `ref_chunks` normalised."""
+        cfg, G, tau = self.cfg, self.cfg.group_size, self.cfg.temperature
         self.model.eval()  # no augmentation / dropout: π_old, π_θ and π_ref see the same inputs
-        tokens = self.policy.generate(obs, G, self.generator, cfg.temperature)
+        tokens = self.policy.generate(obs, G, self.generator, tau)
         terms = self.score(tokens, ref_chunks)
         rewards = torch.as_tensor(terms[..., TERMS.index("mdpr")], dtype=torch.float32)
-        advantages, keep = group_advantages(rewards)
+        advantages, keep = group_advantages(rewards, cfg.adv_std_floor)
         stats = {name: float(terms[..., i].mean()) for i, name in enumerate(TERMS)}
-        stats.update(groups_kept=int(keep.sum()), loss=float("nan"), kl=float("nan"), clip_frac=float("nan"))
+        stats.update(malformed=1.0 - stats["fcr"], reward_std=float(rewards.std(dim=1, unbiased=False).mean()),
+                     groups_kept=int(keep.sum()), updates=0, loss=float("nan"), kl=float("nan"),
+                     clip_frac=float("nan"), ratio_dev=float("nan"))
         if not keep.any():
             return stats
+        # one row per kept completion: its observation repeated, so minibatches can mix groups
         kept = torch.nonzero(keep)[:, 0]
         rows = (kept[:, None] * G + torch.arange(G)).reshape(-1)
-        sub_obs = {"state": obs["state"][kept]}
+        row_obs = {"state": obs["state"].repeat_interleave(G, dim=0)[rows]}
         if "instruction" in obs:
-            sub_obs["instruction"] = [obs["instruction"][i] for i in kept.tolist()]
+            row_obs["instruction"] = [obs["instruction"][i // G] for i in rows.tolist()]
         if "images" in obs:
-            sub_obs["images"] = {c: v[kept] for c, v in obs["images"].items()}
+            row_obs["images"] = {c: v.repeat_interleave(G, dim=0)[rows] for c, v in obs["images"].items()}
         tokens = tokens[rows].to(self.accelerator.device)
-        A = advantages[kept].reshape(-1).to(self.accelerator.device)
+        A = advantages.reshape(-1)[rows].to(self.accelerator.device)
         mask = self.policy.completion_mask(tokens)
         with torch.no_grad():
-            logp_old = self.model(sub_obs, tokens, G)
-            logp_ref = self.reference(sub_obs, tokens, G)
-        for _ in range(cfg.updates_per_batch):
-            loss, loss_stats = grpo_loss(self.model(sub_obs, tokens, G), logp_old, logp_ref, A, mask,
-                                         cfg.clip_eps, cfg.kl_coef)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.accelerator.backward(loss)
-            self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-        stats.update(loss=loss.item(), **loss_stats)
+            logp_old = self.model(row_obs, tokens, 1, tau)
+            logp_ref = self.reference(row_obs, tokens, 1, tau)
+        history = []
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(rows), generator=self.generator)
+            for part in order.chunk(min(cfg.minibatches, len(rows))):
+                sub_obs = {"state": row_obs["state"][part]}
+                if "instruction" in row_obs:
+                    sub_obs["instruction"] = [row_obs["instruction"][i] for i in part.tolist()]
+                if "images" in row_obs:
+                    sub_obs["images"] = {c: v[part] for c, v in row_obs["images"].items()}
+                loss, loss_stats = grpo_loss(self.model(sub_obs, tokens[part], 1, tau), logp_old[part],
+                                             logp_ref[part], A[part], mask[part], cfg.clip_eps, cfg.kl_coef)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.accelerator.backward(loss)
+                self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                history.append(dict(loss_stats, loss=loss.item()))
+        stats.update({k: float(np.mean([h[k] for h in history])) for k in history[0]}, updates=len(history))
         return stats
 
 
@@ -320,9 +349,22 @@ def reinforcement_finetune(policy: TokenizedPolicy, demos: Demos, cfg: RFTConfig
         history.append(trainer.step(demos.obs(idx, device), chunks[idx]))
         recent = history[-20:]
         bar.set_postfix(mdpr=f"{np.mean([h['mdpr'] for h in recent]):.3f}",
-                        fcr=f"{np.mean([h['fcr'] for h in recent]):.2f}")
+                        qacr=f"{np.mean([h['qacr'] for h in recent]):.3f}",
+                        clip=f"{np.nanmean([h['clip_frac'] for h in recent]):.3f}")
     policy.eval()
     return history
+
+
+@torch.no_grad()
+def malformed_rate(policy: TokenizedPolicy, demos: Demos, temperature: float, samples: int = 64,
+                   seed: int = 0) -> float:
+    """Share of completions that do not decode, sampled at `temperature` (0 = greedy) on random demo states: a
+    check of the decoding path (0 under the constraint), not an assumption."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(demos), size=min(samples, len(demos)), replace=False)
+    device = next(policy.parameters()).device
+    tokens = policy.generate(demos.obs(idx, device), 1, torch.Generator().manual_seed(seed), temperature)
+    return float(np.mean([not policy.decode(seq).valid for seq in tokens]))
 
 
 def plot_reward_curves(history: list[dict], path: str | Path, title: str = "LifeLong-RFT") -> None:

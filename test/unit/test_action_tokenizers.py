@@ -105,3 +105,26 @@ def test_encode_rejects_bad_chunks():
         tok.encode(np.full((H, D), np.nan))
     with pytest.raises(ValueError, match="alphabet"):
         tok.train_bpe(smooth_chunks(10), vocab_size=10)
+
+
+@pytest.mark.parametrize("kind", ["bin", "fast", "fast_bpe"])
+def test_piece_lengths_count_the_elements_each_id_spells(kind):
+    """What constrained decoding tracks: the pieces of any encoded chunk add up to exactly H·D elements."""
+    cfg = TokenizerConfig(kind="bin" if kind == "bin" else "fast", bpe_vocab_size=300 if kind == "fast_bpe" else 0)
+    tok = make_tokenizer(fit_tokenizer(cfg, smooth_chunks(200)), H, D)
+    lengths = tok.piece_lengths
+    assert lengths.shape == (tok.vocab_size,) and lengths.min() == 1
+    assert (lengths.max() > 1) == (kind == "fast_bpe")
+    for chunk in smooth_chunks(20, seed=5):
+        ids = tok.encode(chunk)
+        assert lengths[ids].sum() == H * D == len(tok.elements(ids))
+        if kind != "bin":
+            np.testing.assert_array_equal(tok.elements(ids), tok.coefficients(chunk))
+
+
+def test_default_binning_represents_no_motion_exactly():
+    """An even bin count has no bin at 0: a policy that means "stay" would drift half a bin every step."""
+    tok = make_tokenizer(TokenizerConfig(kind="bin"), H, D)
+    np.testing.assert_array_equal(tok.decode(tok.encode(np.zeros((H, D)))).actions, 0.0)
+    even = BinningTokenizer(H, D, 256)
+    assert np.abs(even.decode(even.encode(np.zeros((H, D)))).actions).min() > 0

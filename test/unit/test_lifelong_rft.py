@@ -12,13 +12,14 @@ from robot_rl.core.state import STATE_NAMES
 from robot_rl.data.lerobot import LeRobotWriter
 from robot_rl.policies import (CheckpointError, build_policy, load_policy, policy_from_bytes,
                                policy_to_bytes, save_policy)
-from robot_rl.policies.action_tokenizers import BinningTokenizer, FastTokenizer
+from robot_rl.policies.action_tokenizers import (BinningTokenizer, FastTokenizer, TokenizerConfig, fit_tokenizer,
+                                                 make_tokenizer)
 from robot_rl.policies.normalizer import Normalizer
 from policy_fixtures import ee_normalizer, tokenized_spec
 from robot_rl.policies.tokenized import ACTION_OFFSET, EOS, PAD, TEXT_OFFSET
 from robot_rl.rl.continual import continual_metrics
 from robot_rl.rl.lifelong_rft import (Demos, GRPOTrainer, MDPRConfig, RFTConfig, SFTConfig, group_advantages,
-                                      grpo_loss, mdpr, supervised_finetune)
+                                      grpo_loss, malformed_rate, mdpr, supervised_finetune)
 
 torch.set_num_threads(1)
 
@@ -28,43 +29,63 @@ torch.set_num_threads(1)
 def test_mdpr_exact_copy_scores_1_1_and_undecodable_scores_0(tokenizer):
     chunk = np.random.default_rng(0).uniform(-1, 1, (4, 3))
     ref_ids = tokenizer.encode(chunk)
-    ref = tokenizer.decode(ref_ids).actions
-    assert mdpr(ref_ids, ref_ids, ref, ref, gripper_dim=2) == (1.0, 1.0, 1.0, pytest.approx(1.1))
+    ref, ref_elements = tokenizer.decode(ref_ids).actions, tokenizer.elements(ref_ids)
+    assert mdpr(ref_elements, ref_elements, ref, ref, gripper_dim=2) == (1.0, 1.0, 1.0, pytest.approx(1.1))
     broken = ref_ids[:-1]  # one element short: does not decode
     decoded = tokenizer.decode(broken)
     assert not decoded.valid
-    assert mdpr(broken, ref_ids, decoded.actions, ref, gripper_dim=2) == (0.0, 0.0, 0.0, 0.0)
+    assert mdpr(None, ref_elements, decoded.actions, ref, gripper_dim=2) == (0.0, 0.0, 0.0, 0.0)
 
 
 def test_mdpr_terms_by_hand():
     ref = np.array([[0.2, -0.4, 1.0], [0.2, -0.4, -1.0]])           # H = 2, pose dims 0, 1, gripper dim 2
     pred = np.array([[0.4, -0.4, 1.0], [0.2, 0.0, 1.0]])            # step 0: d = 0.1, grip ok; step 1: d = 0.2, grip flipped
-    ref_ids, pred_ids = [1, 2, 3, 4, 5, 6], [1, 9, 3, 4, 5, 6, 7]    # 5 of the first 6 agree, max length 7
-    terms = mdpr(pred_ids, ref_ids, pred, ref, gripper_dim=2)
+    ref_el, pred_el = [1, 2, 3, 4, 5, 6], [1, 9, 3, 4, 5, 6, 7]      # 5 of the first 6 agree, max length 7
+    terms = mdpr(pred_el, ref_el, pred, ref, gripper_dim=2)
     ctar = ((0.7 * math.exp(-0.5) + 0.3) + (0.7 * math.exp(-1.0) + 0.0)) / 2
     assert terms.qacr == pytest.approx(5 / 7)
     assert terms.ctar == pytest.approx(ctar)
     assert terms.fcr == 1.0
     assert terms.mdpr == pytest.approx(0.7 * 5 / 7 + 0.3 * ctar + 0.1)
-    custom = mdpr(pred_ids, ref_ids, pred, ref, gripper_dim=None, cfg=MDPRConfig(omega=0.0, lam=0.0, alpha=1.0))
+    custom = mdpr(pred_el, ref_el, pred, ref, gripper_dim=None, cfg=MDPRConfig(omega=0.0, lam=0.0, alpha=1.0))
     assert custom.mdpr == pytest.approx(np.mean(np.exp(-np.array([0.2 / 3, 2.4 / 3]))))  # all three dims are pose
-    assert mdpr(pred_ids, ref_ids, pred[:1], ref, gripper_dim=2).mdpr == 0.0  # wrong shape counts as invalid
+    assert mdpr(pred_el, ref_el, pred[:1], ref, gripper_dim=2).mdpr == 0.0  # wrong shape counts as invalid
+
+
+def test_qacr_compares_decoded_coefficients_not_bpe_ids():
+    """One coefficient off changes the BPE merges and shifts the ids after it; QACR on elements stays (E − 1)/E."""
+    rng = np.random.default_rng(0)
+    chunks = np.clip(rng.uniform(-0.9, 0.9, (300, 1, 3)) + rng.normal(0, 0.1, (300, 4, 3)), -1, 1)
+    cfg = fit_tokenizer(TokenizerConfig(kind="fast", bpe_vocab_size=120), chunks)
+    tok = make_tokenizer(cfg, 4, 3)
+    ref_ids = tok.encode(chunks[0])
+    q = tok.coefficients(chunks[0])
+    q[0] += 1
+    pred_ids = tok.bpe.encode(tok._text(q)).ids
+    pred, ref = tok.decode(pred_ids), tok.decode(ref_ids)
+    assert pred.valid and pred_ids != ref_ids
+    terms = mdpr(tok.elements(pred_ids), tok.elements(ref_ids), pred.actions, ref.actions, gripper_dim=2)
+    assert terms.qacr == pytest.approx(11 / 12)
+    id_agreement = sum(a == b for a, b in zip(pred_ids, ref_ids)) / max(len(pred_ids), len(ref_ids))
+    assert id_agreement < terms.qacr
 
 
 # ---- GRPO pieces ----------------------------------------------------------------------------------------------------
-def test_group_advantages_z_score_and_drop_zero_spread():
-    rewards = torch.tensor([[0.0, 1.0, 2.0, 3.0], [0.5, 0.5, 0.5, 0.5]])
-    A, keep = group_advantages(rewards)
-    assert keep.tolist() == [True, False]
+def test_group_advantages_z_score_floor_and_drop_zero_spread():
+    rewards = torch.tensor([[0.0, 1.0, 2.0, 3.0], [0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5001]])
+    A, keep = group_advantages(rewards, std_floor=0.02)
+    assert keep.tolist() == [True, False, True]
     torch.testing.assert_close(A[0].mean(), torch.tensor(0.0))
     torch.testing.assert_close(A[0].std(unbiased=False), torch.tensor(1.0), atol=1e-5, rtol=0)
+    assert A[2].abs().max() < 0.01  # a 1e-4 spread stays a small advantage instead of ±1.7
+    assert torch.isfinite(A).all()
 
 
 def test_grpo_loss_clips_the_ratio_and_kl_is_zero_on_identical_policies():
     logp = torch.log(torch.tensor([[0.5, 0.25, 0.9]]))
     mask = torch.tensor([[True, True, False]])
     loss, stats = grpo_loss(logp, logp, logp, torch.tensor([2.0]), mask, 0.2, 0.04)
-    assert stats["kl"] == 0.0 and stats["clip_frac"] == 0.0
+    assert stats["kl"] == 0.0 and stats["clip_frac"] == 0.0 and stats["ratio_dev"] == 0.0
     assert loss.item() == pytest.approx(-2.0)  # ratio 1: −A
     up = logp + torch.tensor([[0.5, 0.5, 0.0]])  # ratio e^0.5 > 1 + ε on both masked tokens
     loss, stats = grpo_loss(up, logp, up, torch.tensor([2.0]), mask, 0.2, 0.0)
@@ -78,45 +99,79 @@ def toy_policy():
     return build_policy(spec)
 
 
-def exact_expected_reward(policy, obs, ref_chunk) -> float:
-    """Σ over every valid completion of π(completion) · MDPR; invalid completions score 0, so they add nothing."""
-    tok = policy.tokenizer
-    pairs = [(a, b) for a in range(8) for b in range(8)]
-    sequences = torch.tensor([[ACTION_OFFSET + a, ACTION_OFFSET + b, EOS] for a, b in pairs])
+TOY_PAIRS = [(a, b) for a in range(8) for b in range(8)]
+TOY_SEQUENCES = torch.tensor([[ACTION_OFFSET + a, ACTION_OFFSET + b, EOS] for a, b in TOY_PAIRS])
+
+
+def toy_probabilities(policy, obs, temperature=1.0) -> np.ndarray:
+    """π_τ of each of the 64 completions from the teacher-forced constrained log-probabilities."""
     with torch.no_grad():
-        prob = policy(obs, sequences, repeat=len(pairs)).sum(1).exp().numpy()
+        return policy(obs, TOY_SEQUENCES, len(TOY_PAIRS), temperature).sum(1).exp().numpy()
+
+
+def exact_expected_reward(policy, obs, ref_chunk) -> float:
+    """Σ over every completion of π(completion) · MDPR (constrained decoding: the 64 are all there is)."""
+    tok = policy.tokenizer
     ref_ids = tok.encode(ref_chunk)
-    ref = tok.decode(ref_ids).actions
-    reward = np.array([mdpr([a, b], ref_ids, tok.decode([a, b]).actions, ref, None).mdpr for a, b in pairs])
-    return float(prob @ reward)
+    ref, ref_el = tok.decode(ref_ids).actions, tok.elements(ref_ids)
+    reward = np.array([mdpr(tok.elements([a, b]), ref_el, tok.decode([a, b]).actions, ref, None).mdpr
+                       for a, b in TOY_PAIRS])
+    return float(toy_probabilities(policy, obs) @ reward)
 
 
-def test_one_grpo_step_raises_the_expected_reward_and_kl_starts_at_zero():
+def test_constrained_log_probs_are_the_sampling_distribution():
+    """The ratio and KL use the sampler's distribution: the 64 completions' teacher-forced π_τ sum to 1, and
+    generate at the same τ draws them with those frequencies."""
+    policy = toy_policy()
+    obs = {"state": torch.tensor([[1.0, -1.0]]), "instruction": ["toy"]}
+    for tau in (1.0, 0.5):
+        prob = toy_probabilities(policy, obs, tau)
+        assert prob.sum() == pytest.approx(1.0, abs=1e-4)
+    samples = policy.generate(obs, 4000, torch.Generator().manual_seed(0), 0.5)
+    assert (samples[:, 2] == EOS).all()
+    index = ((samples[:, 0] - ACTION_OFFSET) * 8 + samples[:, 1] - ACTION_OFFSET).numpy()
+    empirical = np.bincount(index, minlength=64) / len(index)
+    assert 0.5 * np.abs(empirical - prob).sum() < 0.08  # total variation; ~0.05 expected from 4000 draws
+
+
+def test_one_grpo_iteration_with_several_updates_raises_the_reward_and_engages_the_clip():
     policy = toy_policy()
     obs = {"state": torch.tensor([[1.0, -1.0]]), "instruction": ["toy"]}
     ref_chunk = np.array([[0.43], [-0.43]])
-    # a short SFT on a different chunk: the policy emits well-formed completions, mostly not the reference
+    # a short SFT on a different chunk: the policy leans toward it, mostly not on the reference
     warmup = Demos(obs["state"].numpy(), np.array([[[0.43], [0.43]]]), ["toy"], {}, np.zeros(1, np.int64))
-    supervised_finetune(policy, warmup, SFTConfig(steps=15, batch_size=1, lr=1e-2))
+    supervised_finetune(policy, warmup, SFTConfig(steps=3, batch_size=1, lr=1e-2))
     before = exact_expected_reward(policy, obs, ref_chunk)
 
-    trainer = GRPOTrainer(policy, RFTConfig(group_size=32, lr=3e-3, seed=0))
+    trainer = GRPOTrainer(policy, RFTConfig(group_size=32, lr=3e-3, epochs=2, minibatches=2, seed=0))
     probe = policy.generate(obs, 16, torch.Generator().manual_seed(5))
     assert trainer.kl_to_reference(obs, probe, 16).item() == 0.0  # π_ref is a copy: k3 KL exactly 0
     stats = trainer.step(obs, torch.as_tensor(ref_chunk, dtype=torch.float32)[None])
-    assert stats["groups_kept"] == 1 and 0 < stats["fcr"] < 1
+    assert stats["groups_kept"] == 1 and stats["updates"] == 4 and stats["malformed"] == 0.0
+    assert stats["ratio_dev"] > 0.01 and stats["clip_frac"] > 0  # π_θ moved off π_old within the batch
     after = exact_expected_reward(policy, obs, ref_chunk)
-    assert after > before + 0.01, (before, after)
+    assert after > before + 0.03, (before, after)  # ~+0.07 here
     assert trainer.kl_to_reference(obs, probe, 16).item() > 0
+
+
+def test_single_update_never_clips():
+    """The old setting (one update per batch): ρ ≡ 1, so the clip can never engage."""
+    policy = toy_policy()
+    obs = {"state": torch.tensor([[1.0, -1.0]]), "instruction": ["toy"]}
+    trainer = GRPOTrainer(policy, RFTConfig(group_size=16, lr=3e-3, epochs=1, minibatches=1, seed=0))
+    stats = trainer.step(obs, torch.tensor([[[0.43], [-0.43]]]))
+    assert stats["updates"] == 1 and stats["clip_frac"] == 0.0 and stats["ratio_dev"] < 1e-5
 
 
 def test_zero_spread_group_is_skipped():
     policy = toy_policy()
+    push = torch.zeros(policy.vocab_size)
+    push[ACTION_OFFSET + 3] = 60.0  # a policy sure of one bin: every completion of a group is the same
+    policy.lm.lm_head.register_forward_hook(lambda module, inputs, output: output + push)
     trainer = GRPOTrainer(policy, RFTConfig(group_size=4))
     before = [p.clone() for p in policy.parameters()]
-    # a random policy almost never writes 2 action ids + EOS: every completion invalid, every reward 0
     stats = trainer.step({"state": torch.zeros(2, 2), "instruction": ["toy", "toy"]}, torch.zeros(2, 2, 1))
-    assert stats["groups_kept"] == 0 and stats["mdpr"] == 0.0 and math.isnan(stats["loss"])
+    assert stats["groups_kept"] == 0 and stats["reward_std"] == 0.0 and math.isnan(stats["loss"])
     assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
 
 
@@ -133,6 +188,46 @@ def test_decode_validity_of_generated_sequences():
         assert policy.decode(bad) == (None, False)
         lenient = policy.decode(bad, strict=False)
         assert not lenient.valid and lenient.actions.shape == (4, 3)
+
+
+def adversarial_policy(tokenizer: dict, bias: str):
+    """A tokenized policy whose LM output is pushed hard toward malformed completions."""
+    torch.manual_seed(0)
+    policy = build_policy(tokenized_spec(tokenizer=tokenizer))
+    if tokenizer.get("bpe_vocab_size"):  # a BPE fitted on smooth chunks: long pieces exist
+        chunks = np.clip(np.random.default_rng(0).normal(0, 0.3, (200, 1, 3)) + np.zeros((200, 4, 3)), -1, 1)
+        cfg = fit_tokenizer(TokenizerConfig(**tokenizer), chunks)
+        policy = build_policy(tokenized_spec(tokenizer=cfg.model_dump()))
+    lengths = policy.piece_lengths.float()
+    push = torch.zeros(policy.vocab_size)
+    if bias == "text":        # non-action ids: PAD, BOS and the instruction bytes, then EOS right away
+        push[:ACTION_OFFSET] = 60.0
+    elif bias == "overshoot":  # the longest pieces (BPE) and never EOS
+        push = 10.0 * lengths
+        push[EOS] = -60.0
+    else:                      # large random logits
+        push = 30.0 * torch.randn(policy.vocab_size, generator=torch.Generator().manual_seed(1))
+    policy.lm.lm_head.register_forward_hook(lambda module, inputs, output: output + push)
+    return policy
+
+
+@pytest.mark.parametrize("bias", ["text", "overshoot", "random"])
+@pytest.mark.parametrize("tokenizer", [{"kind": "bin", "bins": 16}, {"kind": "fast", "scale": 10.0},
+                                       {"kind": "fast", "scale": 10.0, "bpe_vocab_size": 120}],
+                         ids=["bin", "fast", "fast_bpe"])
+def test_constrained_decoding_never_writes_a_malformed_chunk(tokenizer, bias):
+    policy = adversarial_policy(tokenizer, bias)
+    obs = {"state": torch.randn(4, 4, generator=torch.Generator().manual_seed(0))}
+    for tau in (1.0, 0.0):
+        tokens = policy.generate(obs, 8, torch.Generator().manual_seed(2), tau)
+        assert all(policy.decode(seq).valid for seq in tokens), (bias, tau)
+    assert policy.sample(obs, 2).shape == (4, 2, 4, 3)
+    demos = Demos(obs["state"].numpy(), np.zeros((4, 4, 3)), [""] * 4)
+    assert malformed_rate(policy, demos, 1.0) == 0.0  # what the bench logs after every stage
+    if bias == "text":  # unconstrained, this policy writes no action at all
+        with torch.no_grad():
+            logits = policy.lm(inputs_embeds=policy.prefix_embeds(obs)).logits[:, -1]
+        assert (logits.argmax(-1) < ACTION_OFFSET).all()
 
 
 @pytest.mark.parametrize("vision", ["cnn", "vit"])
