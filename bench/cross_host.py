@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from bench.report import ROOT, machine_line, markdown_table, write_section
+from bench.report import ROOT, machine_line, markdown_table, write_results, write_section
 
 SIZES_MB = (0.2, 2.0, 8.0)  # a state policy's weights with its critic, an image policy's, a larger one
 TOPIC = "/bench_robot/policy/weights"
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                                   ("p95_latency_ms", np.percentile(lat, 95) if len(lat) else np.nan))]
         cells.append(f"{medians['other host (veth)'] / medians['same host']:.2f}")
         table.append(cells)
-    (ROOT / "docs" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "docs" / "results" / "cross_host.json").write_text(
-        json.dumps({"bench": "cross_host", "rows": rows}, indent=1) + "\n")
+    write_results("cross_host", rows)
     header = ["weights message", "same host: received", "median ms", "p95 ms", "other host: received", "median ms",
               "p95 ms", "median ratio other/same"]
     write_section("cross_host", f"""## Weight delivery: learner on the same host vs on another host

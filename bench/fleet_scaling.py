@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.report import ROOT, machine_line, markdown_table, write_section
+from bench.report import ROOT, machine_line, markdown_table, write_results, write_section
 
 SEED_STRIDE = 1000  # robot i runs scene seeds from i·SEED_STRIDE
 
@@ -131,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
               "load (1 min) at end"]
     rows = [{"method": f"{m['robots']}_robots", "seed": 0, "metric": k, "value": float(v)}
             for m in measured for k, v in m.items() if k != "robots"]
-    (ROOT / "docs" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "docs" / "results" / "fleet_scaling.json").write_text(
-        json.dumps({"bench": "fleet_scaling", "rows": rows}, indent=1) + "\n")
+    write_results("fleet_scaling", rows)
     write_section("fleet_scaling", f"""## Several robots, one learner: throughput with 1, 2, 3 simulated robots
 
 `python -m bench.fleet_scaling --robots {' '.join(map(str, args.robots))} --episodes {args.episodes} --max-steps \
