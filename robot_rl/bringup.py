@@ -7,7 +7,7 @@ Everything is validated before the first process starts: executables, parameter 
 value against the node's typed config, so a typo stops the graph with an error naming the key and the file.
 Values that several nodes must agree on have one source per graph (SHARED_VALUES): the control rate is the driver's
 (`mujoco_bridge` or `arm` `control_hz`), the step penalty the reward node's, the policy sync (which weights an episode
-waits for) the learner's. Every other node that holds one gets the source's value, and a graph that sets a different
+waits for) and the discount (γ of DEG's potential shaping) the learner's. Every other node that holds one gets the source's value, and a graph that sets a different
 one is refused, naming both nodes.
 SIGINT/SIGTERM are forwarded; the bringup exits non-zero when a node dies, and 0 when the graph's `exit_when` node
 finishes cleanly.
@@ -220,6 +220,7 @@ SHARED_VALUES = (
                 followers=(("learner", "poco.step_penalty"),)),
     SharedValue("policy sync", sources=(("learner", "policy_sync"),),
                 followers=(("episode_manager", "policy_sync"),)),
+    SharedValue("discount", sources=(("learner", "poco.gamma"),), followers=(("reward", "deg.gamma"),)),
 )
 
 

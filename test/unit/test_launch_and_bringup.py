@@ -197,6 +197,18 @@ def test_a_graph_whose_nodes_disagree_on_a_shared_value_is_refused_naming_both(t
         bringup.validate(graph)
 
 
+def test_the_learners_discount_reaches_deg_and_a_different_one_is_refused(tmp_path):
+    """DEG pays progress as γΦ(s′) − Φ(s): with another γ than the learner's the shaping would change what is optimal."""
+    graph = shared_graph(tmp_path, {"/**/learner": {"ros__parameters": {"poco": {"gamma": 0.95}}}})
+    bringup.validate(graph)
+    reward = next(n for n in graph.nodes if n.name == "reward")
+    assert bringup.node_values(graph, reward)[0]["deg.gamma"] == 0.95
+    graph = shared_graph(tmp_path, {"/**/learner": {"ros__parameters": {"poco": {"gamma": 0.95}}},
+                                    "/**/reward": {"ros__parameters": {"deg": {"gamma": 0.99}}}})
+    with pytest.raises(bringup.GraphError, match=r"discount must be one value per graph.*'reward'.*'learner'"):
+        bringup.validate(graph)
+
+
 def test_config_is_found_in_the_checkout_and_graphs_by_name(monkeypatch, tmp_path):
     assert bringup.data_root() == ROOT
     assert bringup.graph_file("sim_scripted") == ROOT / "config" / "graphs" / "sim_scripted.yaml"
