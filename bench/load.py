@@ -12,7 +12,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-MAX_LOAD_S = 600.0  # no worker spins longer than this, whatever the caller does
+MAX_LOAD_S = 3600.0  # no worker spins longer than this, whatever the caller does (a bench level runs minutes)
 
 _SPIN = """
 import os, sys, time
