@@ -21,10 +21,11 @@ from robot_rl.core.observation import StaleStream, StreamBuffer
 from robot_rl.core.stamps import nearest_stamp, stamp_key
 from robot_rl.core.state import observation_state
 
-# how long (wall seconds) a complete frame waits for its reward record before it is written with 0: a lockstep sim
-# on a busy machine can run many frames ahead of the reward node, so a bound in frames lost rewards under load;
-# the episode's end flushes what still waits (settled() first waits for the rewards up to the end)
-REWARD_WAIT_S = 10.0
+# A complete frame waits for its reward record until it comes, or until a record stamped after it has come (one
+# publisher, in order: its own was lost), or at most this many wall seconds (a reward node that stopped). A lockstep
+# sim on a busy machine runs many frames ahead of the reward node, so neither a bound in frames nor a short wall bound
+# holds under load; the episode's end flushes what still waits (settled() first waits for the rewards up to the end)
+REWARD_WAIT_S = 60.0
 STATE_STREAMS = ("joint_states", "ee_pose")
 
 
@@ -178,11 +179,15 @@ class FrameGrid:
             if frame is not None:
                 frame["ready_at"] = self.clock()
                 self.ready.append(frame)
-        # a frame waits for its reward (stamped one period later, from another process) up to REWARD_WAIT_S; the
+        # a frame waits for its reward (stamped one period later, from another process: see REWARD_WAIT_S); the
         # newest frame always stays, so the episode's end can still mark it done
-        while len(self.ready) > 1 and (self.reward_key(self.ready[0]) is not None
+        while len(self.ready) > 1 and (self.reward_key(self.ready[0]) is not None or self.reward_passed(self.ready[0])
                                        or self.clock() - self.ready[0]["ready_at"] > REWARD_WAIT_S):
             self.emit(self.ready.pop(0), done=False)
+
+    def reward_passed(self, frame: dict) -> bool:
+        """A reward record stamped after this frame's has come: the records arrive in order, so its own was lost."""
+        return self.newest_reward > frame["t"] + 1.25 * frame["dt"]
 
     def reward_key(self, frame: dict) -> int | None:
         return nearest_stamp(self.rewards, frame["t"] + frame["dt"], 0.25 * frame["dt"])

@@ -37,6 +37,9 @@ LATCHED_10 = QoSProfile(
 # Subscribers that must not lose a sample while their process is busy (the learner while it trains, the recorder):
 # a deep reader history keeps minutes of 15 Hz streams until the executor takes them.
 LOSSLESS = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Per-step records for a reader that keeps every one (the recorder): RECORDS' late-joiner history, LOSSLESS' depth.
+RECORDS_DEEP = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Camera frames for the learner: best effort like every image publisher, with a reader history as deep as LOSSLESS.
 SENSOR_DEEP = QoSProfile(depth=5000, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)

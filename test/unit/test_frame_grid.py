@@ -82,6 +82,21 @@ def test_a_frame_waits_for_its_reward():
     assert counts["frames"] == 101 and counts["frames_without_reward"] == 100
 
 
+def test_a_frame_whose_reward_record_was_lost_goes_once_a_later_record_came_not_after_a_wall_delay():
+    """Reward records come in order from one node: a later one means this frame's was lost, however busy the machine."""
+    rec = Recording(cameras=())
+    rec.grid.begin(START)
+    for k in range(4):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+    rec.grid.add_reward(tick(1), 0.5, False)
+    rec.grid.add_reward(tick(3), 0.7, False)   # frame 1's record (stamped tick 2) never comes
+    rec.observe(tick(4))
+    rec.act(tick(4))
+    assert [f["reward"] for f in rec.frames] == [0.5, 0.0, 0.7]   # no wall time passed (rec.wall is still 0)
+    assert rec.grid.finish()["frames_without_reward"] == 3   # frame 1, and frames 3 and 4 (theirs never came)
+
+
 def test_a_missing_stream_is_reported_and_its_frames_skipped():
     rec = Recording()
     assert rec.grid.missing_streams() == ["joint_states", "ee_pose", "front"]
