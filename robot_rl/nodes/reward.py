@@ -57,10 +57,9 @@ class RewardNode(Node):
         self.tally: StampTally | None = None  # the newest episode's, until reported
         self.newest_input = float("-inf")
         contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
-        # every input is a reward record owed: deep reader queues, so a busy node scores late rather than never
-        contract.subscribe(self, contract.TASK_STATE, self.on_task_state, contract.LOSSLESS)
+        contract.subscribe(self, contract.TASK_STATE, self.on_task_state)
         if self.cfg.source != "sim":
-            contract.subscribe(self, contract.camera_image(self.cfg.camera), self.on_image, contract.SENSOR_DEEP)
+            contract.subscribe(self, contract.camera_image(self.cfg.camera), self.on_image)
         self.create_timer(0.02, self.drain, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"reward up: source {self.cfg.source}")
 
