@@ -7,9 +7,10 @@ backlog of more than a second of frames is reported as a warning.
 With `bag: true` the raw topics also go into a rosbag2 bag (a directory: metadata.yaml and one MCAP file) under
 <root>/bags/, one per recorder run (robot_rl.ros.bag).
 
-An episode is saved once `episode/status` says it ended and its last actions and reward records have arrived (at
-most `end_timeout_s` later), unless `recorder/discard` was called during it (the re-record button). A crash loses at
-most the episode being recorded. Once the writer has saved (or failed) an episode, `recorder/status` gives its
+An episode is saved once `episode/status` says it ended and its last states, actions and reward records have arrived
+(at most `end_timeout_s` later), unless `recorder/discard` was called during it (the re-record button). A next
+episode that begins meanwhile is taken up only then: each topic arrives in order, but under load the status of the
+next episode can overtake the other topics' queues. A crash loses at most the episode being recorded. Once the writer has saved (or failed) an episode, `recorder/status` gives its
 frames against the steps the arm executed, and the cause of every frame missing (the frame grid's counters).
 """
 from __future__ import annotations
@@ -48,6 +49,7 @@ class RecorderNode(Node):
                               self.warn)
         self.episode: int | None = None
         self.ending: tuple[float, records.EpisodeStatus] | None = None   # (wall deadline, status)
+        self.later: list[records.EpisodeStatus] = []   # statuses of the episodes after the one still ending
         self.task = ""
         self.discard = False
         self.queued_saves = 0
@@ -129,11 +131,18 @@ class RecorderNode(Node):
         if status is None:
             return
         self.status_seen = True
+        self.take(status)
+
+    def take(self, status: records.EpisodeStatus) -> None:
+        if self.ending is not None and status.episode != self.episode:
+            self.later.append(status)   # after the ending one has taken its data still in flight (streams are ordered)
+        else:
+            self.follow(status)
+
+    def follow(self, status: records.EpisodeStatus) -> None:
         if status.state == "running" and status.episode != self.episode:
-            if self.ending is not None:
-                self.finish(self.ending[1])
-            elif self.episode is not None:   # the previous one never reported its end
-                self.finish(None)
+            if self.episode is not None:   # the previous one never reported its end
+                self.finish(None, "after the episode that followed began")
             if not self.cfg.num_episodes or self.queued_saves - self.writer.failed < self.cfg.num_episodes:
                 self.begin(status)
         elif status.state == "ended" and status.episode == self.episode and self.ending is None:
@@ -146,13 +155,15 @@ class RecorderNode(Node):
         self.wall_start = time.monotonic()
         self.grid.begin(status.stamp)
 
-    def finish(self, status: records.EpisodeStatus | None) -> None:
+    def finish(self, status: records.EpisodeStatus | None, cut_short: str = "") -> None:
+        """Save (or discard) the episode; `cut_short` says when it was taken before all its data had arrived."""
         counts = self.grid.finish()
         outcome = status.outcome if status is not None else "unknown"
         success = {"success": True, "failure": False, "timeout": False}.get(outcome)
         summary = dict(counts, outcome=outcome, sim_s=round(status.duration_s, 2) if status else None,
                        wall_s=round(time.monotonic() - self.wall_start, 2))
-        accounting = recording_accounting(self.episode, status.executed_steps if status else None, counts)
+        accounting = recording_accounting(self.episode, status.executed_steps if status else None, counts,
+                                          f"still in flight when taken {cut_short}" if cut_short else "unexplained")
         if self.discard:
             self.writer.discard(self.episode, "re-record")
             self.publish_status("discarded", accounting)
@@ -184,9 +195,13 @@ class RecorderNode(Node):
             self.start_client.call_async(Trigger.Request())
             self.start_client = None
             self.get_logger().info("every recorded stream is arriving: episode/start called")
-        if self.ending is not None and ((self.grid.ended and self.grid.settled(self.ending[1].stamp))
-                                        or time.monotonic() >= self.ending[0]):
-            self.finish(self.ending[1])
+        if self.ending is not None:
+            settled = self.grid.ended and self.grid.settled(self.ending[1].stamp)
+            if settled or time.monotonic() >= self.ending[0]:
+                self.finish(self.ending[1], "" if settled else f"at end_timeout_s ({self.cfg.end_timeout_s:g} s)")
+                later, self.later = self.later, []
+                for status in later:
+                    self.take(status)
         if self.cfg.num_episodes and self.writer.saved >= self.cfg.num_episodes and self.writer.done():
             self.get_logger().info(f"{self.writer.saved} episodes recorded; done")
             raise ExitRequest(0)
@@ -194,7 +209,7 @@ class RecorderNode(Node):
     def close(self) -> None:
         """Episodes that ended are written out; the one still running is dropped (as a crash would)."""
         if self.ending is not None:
-            self.finish(self.ending[1])
+            self.finish(self.ending[1], "at shutdown")
         elif self.episode is not None:
             self.writer.discard(self.episode, "still running at shutdown")
         self.writer.close()

@@ -17,7 +17,7 @@ from std_srvs.srv import Trigger
 from robot_rl import bringup
 from robot_rl.core.types import EE_SPACE_NAMES
 from robot_rl.core.state import STATE_NAMES
-from robot_rl.data.lerobot import LeRobotWriter
+from robot_rl.data.lerobot import LeRobotReader, LeRobotWriter
 from robot_rl.ros.probe import Probe, wait_for
 from dataset_checks import FPS, SMALL, check_dataset
 
@@ -104,3 +104,66 @@ def test_killed_recorder_keeps_earlier_episodes_and_discard_drops_one(tmp_path: 
     writer = LeRobotWriter(root, FPS, STATE_NAMES, EE_SPACE_NAMES, ["front"], (48, 48, 3), robot_type="panda")
     assert writer.num_episodes == before and not list(root.rglob("*.partial.mp4"))
     writer.finalize()
+
+
+def test_an_episode_that_begins_while_the_last_one_still_ends_waits_for_its_data(tmp_path: Path):
+    """The episode manager's next `running` reaches the recorder before the last states, actions and rewards of the
+    episode that ended (every topic is its own queue; under load the recorder's lag behind them grows): the ended
+    episode still gets all its frames, the next one all of its own. The node's callbacks are called directly, in
+    that order (no executor), so the interleaving is exact."""
+    import numpy as np
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import String
+
+    from robot_rl.core.types import ActionChunk
+    from robot_rl.nodes.recorder import RecorderNode
+    from robot_rl.ros import convert, records
+
+    dt, steps = 1.0 / FPS, 12
+    context = Context()
+    rclpy.init(context=context)
+    root = tmp_path / "ds"
+    node = RecorderNode(context=context, parameter_overrides=[Parameter("root", value=str(root))])
+
+    def status(episode: int, state: str, stamp: float, **fields) -> None:
+        node.on_status(String(data=records.encode(records.EpisodeStatus(stamp=stamp, episode=episode, state=state,
+                                                                        task="reach", **fields))))
+
+    def states(t: float) -> None:
+        node.on_pose(convert.pose_msg((0.4, 0.0, 0.3 + t / 100), (1.0, 0.0, 0.0, 0.0), t, "base"))
+        node.on_joints(convert.joint_state_msg([f"j{i}" for i in range(8)], [0.1] * 7 + [0.04], [0.0] * 8, t))
+
+    def step(episode: int, t: float, k: int) -> None:
+        """The state at tick t, the action executed there and its reward record one period later."""
+        states(t)
+        node.on_executed(convert.chunk_to_msg(ActionChunk(t, dt, EE_SPACE_NAMES, np.full((1, 7), 0.001))))
+        node.on_reward(String(data=records.encode(records.RewardRecord(stamp=t + dt, episode=episode, step=k,
+                                                                       reward=-0.01 * k, source="sim"))))
+
+    starts = (10.0, 10.0 + (steps + 5) * dt)
+    try:
+        status(0, "running", starts[0])
+        for k in range(steps - 4):
+            step(0, starts[0] + k * dt, k)
+        status(0, "ended", starts[0] + steps * dt, outcome="timeout", executed_steps=steps, held_steps=0)
+        status(1, "running", starts[1])             # before episode 0's last four ticks have been read
+        for k in range(steps - 4, steps):
+            step(0, starts[0] + k * dt, k)
+        states(starts[0] + steps * dt)              # the state at episode 0's end
+        node.on_timer()
+        for k in range(steps):
+            step(1, starts[1] + k * dt, k)
+        status(1, "ended", starts[1] + steps * dt, outcome="timeout", executed_steps=steps, held_steps=0)
+        states(starts[1] + steps * dt)
+        node.on_timer()
+        assert node.episode is None   # both taken; close() below waits for the writer
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    reader = LeRobotReader(root)
+    assert [meta["length"] for meta in reader.episodes] == [steps, steps]
+    for i in range(2):
+        assert reader.episode(i)["reward"] == pytest.approx([-0.01 * k for k in range(steps)])
