@@ -90,9 +90,6 @@ class EpisodeAssembler:
             stream: {} for stream in observation_streams(environment_state, self.cameras)}
         self.streams_seen: set[str] = set()
         self.newest: dict[str, int] = {}  # per stream, the newest stamp key taken (executed actions: holds too)
-        self.reset()
-
-    def reset(self) -> None:
         self.states: dict[int, np.ndarray] = {}
         self.images: dict[int, dict[str, np.ndarray]] = {}  # camera frames of the same stamps (camera policies)
         self.actions: dict[int, tuple[np.ndarray, bool]] = {}
