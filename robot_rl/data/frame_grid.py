@@ -6,7 +6,9 @@ at t has arrived (executed_action stamped t; `teleop` marks an intervention) and
 state = observation_state(ee_pose, joint_states) at t, images = the newest frame at or before t per camera (resized to
 the dataset size), reward = the reward record one action period after t (0 when none comes), done on the episode's
 last frame, measured_timestamp = t since the episode's first frame (the dataset's `timestamp` is the nominal
-frame_index / fps). Frames go to `on_frame` in order, as keyword arguments of LeRobotWriter.add_frame (less the task).
+frame_index / fps). Frames go to `on_frame` in order, as keyword arguments of LeRobotWriter.add_frame (less the task),
+once their reward has come and they are surely the episode's (HOLD_S); a frame skipped (no action, no state) is
+counted in the same order, so frames the episode's late end takes back are neither written nor counted.
 """
 from __future__ import annotations
 
@@ -26,14 +28,18 @@ from robot_rl.core.state import observation_state
 # sim on a busy machine runs many frames ahead of the reward node, so neither a bound in frames nor a short wall bound
 # holds under load; the episode's end flushes what still waits (settled() first waits for the rewards up to the end)
 REWARD_WAIT_S = 60.0
+# Until the episode's end is known, a frame is written only once states HOLD_S (robot clock) newer than it have come:
+# the `ended` status comes on its own topic, and frames opened past the end before it arrived are not the episode's
+# (end_at takes them back, with the next episode's first action); nor is the last real frame then marked done too early
+HOLD_S = 2.0
 STATE_STREAMS = ("joint_states", "ee_pose")
 
 
 class FrameGrid:
     def __init__(self, fps: float, action_names: tuple[str, ...], cameras: list[str],
                  image_shape: tuple[int, int, int], stale_s: float, on_frame: Callable[[dict], None],
-                 warn: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
-        self.fps, self.period = fps, 1.0 / fps
+                 warn: Callable[[str], None], clock: Callable[[], float] = time.monotonic, hold_s: float = HOLD_S):
+        self.fps, self.period, self.hold_s = fps, 1.0 / fps, hold_s
         self.clock = clock   # wall time, for how long a frame has waited for its reward
         self.action_names, self.cameras, self.image_shape, self.stale_s = action_names, cameras, image_shape, stale_s
         self.on_frame, self.warn = on_frame, warn
@@ -47,7 +53,7 @@ class FrameGrid:
         self.ended = False                   # the episode ended: no new frames, late messages still complete some
         self.end_stamp: float | None = None  # when it ended, once told (end_at)
         self.frame_times: list[float] = []   # opened frames, waiting for their action
-        self.ready: list[dict] = []          # complete frames, held until their reward can have arrived
+        self.ready: list[dict] = []          # complete (or skipped) frames, held until they may be written
         self.start_stamp = self.next_frame = 0.0
         self.origin: float | None = None    # time of the episode's first executed action: the grid's start
         self.first_t: float | None = None   # time of its first recorded frame
@@ -128,15 +134,23 @@ class FrameGrid:
         """The episode ended at `stamp` (robot clock). Under load the joint_states before it can still be on their
         way, so the grid ends once one stamped at the end has arrived (or when end() is called, at a time-out)."""
         self.end_stamp = stamp
-        if (self.streams.newest_stamp("joint_states") or 0.0) >= stamp - 0.25 * self.period:
+        cut = stamp - 0.25 * self.period
+        if (self.streams.newest_stamp("joint_states") or 0.0) >= cut:
             self.end()
+        # frames opened at or after the end before it was known are the next episode's time (see HOLD_S): they go,
+        # and the actions they took go back to it (its first action is stamped at its start, one tick later)
+        self.frame_times = [t for t in self.frame_times if t < cut]
+        for frame in [f for f in self.ready if f["t"] >= cut and "action_key" in f]:
+            self.actions[frame["action_key"]] = (frame["action"], frame["is_intervention"], frame["dt"])
+        self.ready = [f for f in self.ready if f["t"] < cut]
 
     def finish(self) -> dict[str, int]:
         """The episode's remaining frames go out (the last one done; frames still without an action are dropped);
         returns its counters."""
         self.complete_frames(final=True)
+        last = max((i for i, frame in enumerate(self.ready) if "skip" not in frame), default=-1)
         for i, frame in enumerate(self.ready):
-            self.emit(frame, done=i == len(self.ready) - 1)
+            self.emit(frame, done=i == last)
         self.ready.clear()
         self.running, self.ended, self.end_stamp, self.origin = False, False, None, None
         return self.counts
@@ -173,17 +187,25 @@ class FrameGrid:
                 return   # still in flight
             self.frame_times.pop(0)
             if key is None:
-                self.count("frames_without_action")
+                self.ready.append({"t": t, "skip": "frames_without_action"})
                 continue
-            frame = self.build_frame(t, *self.actions.pop(key))
-            if frame is not None:
-                frame["ready_at"] = self.clock()
-                self.ready.append(frame)
-        # a frame waits for its reward (stamped one period later, from another process: see REWARD_WAIT_S); the
-        # newest frame always stays, so the episode's end can still mark it done
-        while len(self.ready) > 1 and (self.reward_key(self.ready[0]) is not None or self.reward_passed(self.ready[0])
-                                       or self.clock() - self.ready[0]["ready_at"] > REWARD_WAIT_S):
+            action, teleop, dt = self.actions.pop(key)
+            frame = {"t": t, "dt": dt, "action": action, "is_intervention": teleop, "action_key": key,
+                     "ready_at": self.clock()}
+            self.ready.append(frame | self.observation(t))
+        # the newest written frame always stays, so the episode's end can still mark it done
+        while self.ready and self.may_go(self.ready[0]) and ("skip" in self.ready[0]
+                                                              or any("skip" not in f for f in self.ready[1:])):
             self.emit(self.ready.pop(0), done=False)
+
+    def may_go(self, frame: dict) -> bool:
+        """A frame is written once it is surely the episode's (HOLD_S) and its reward has come: the record stamped
+        one period later, from another process, or a later one (its own was lost), or REWARD_WAIT_S went by."""
+        newest_state = self.joint_stamps[-1] if self.joint_stamps else -np.inf
+        if self.end_stamp is None and newest_state - frame["t"] < self.hold_s:
+            return False
+        return ("skip" in frame or self.reward_key(frame) is not None or self.reward_passed(frame)
+                or self.clock() - frame["ready_at"] > REWARD_WAIT_S)
 
     def reward_passed(self, frame: dict) -> bool:
         """A reward record stamped after this frame's has come: the records arrive in order, so its own was lost."""
@@ -192,24 +214,26 @@ class FrameGrid:
     def reward_key(self, frame: dict) -> int | None:
         return nearest_stamp(self.rewards, frame["t"] + frame["dt"], 0.25 * frame["dt"])
 
-    def build_frame(self, t: float, action: np.ndarray, teleop: bool, dt: float) -> dict | None:
+    def observation(self, t: float) -> dict:
+        """The frame's state and images at t, or why it is skipped."""
         try:
             obs = self.streams.assemble(t, {"joint_states": 0.0, "ee_pose": 1.5 * self.period})
             views = self.images.assemble(t, {cam: np.inf for cam in self.cameras})
         except StaleStream as err:
-            self.count("frames_without_state")
             self.warn(f"frame at t={t:.3f} skipped: {err}")
-            return None
-        images = {}
-        for cam in self.cameras:
-            stamp, images[cam] = views.values[cam]
-            if t - stamp > self.stale_s:
-                self.count(f"stale_{cam}")
+            return {"skip": "frames_without_state"}
+        images = {cam: views.values[cam][1] for cam in self.cameras}
+        stale = [f"stale_{cam}" for cam in self.cameras if t - views.values[cam][0] > self.stale_s]
         position, quat = obs.values["ee_pose"]
-        return {"t": t, "dt": dt, "state": observation_state(position, quat, obs.values["joint_states"]),
-                "action": action, "is_intervention": teleop, "images": images}
+        return {"state": observation_state(position, quat, obs.values["joint_states"]), "images": images,
+                "stale": stale}
 
     def emit(self, frame: dict, done: bool) -> None:
+        if "skip" in frame:
+            self.count(frame["skip"])
+            return
+        for counter in frame["stale"]:
+            self.count(counter)
         if self.first_t is None:
             self.first_t = frame["t"]   # timestamps count from the first recorded frame
         key = self.reward_key(frame)

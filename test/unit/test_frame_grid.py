@@ -7,7 +7,7 @@ import pytest
 
 from robot_rl.core.state import STATE_SIZE
 from robot_rl.core.types import CONTROL_HZ, EE_SPACE_NAMES, JOINT_SPACE_NAMES
-from robot_rl.data.frame_grid import REWARD_WAIT_S, FrameGrid
+from robot_rl.data.frame_grid import HOLD_S, REWARD_WAIT_S, FrameGrid
 
 FPS = CONTROL_HZ
 DT = 1.0 / FPS
@@ -20,10 +20,11 @@ def tick(k: int) -> float:
 
 
 class Recording:
-    def __init__(self, cameras=("front",)):
+    def __init__(self, cameras=("front",), hold_s: float = 0.0):
         self.frames, self.warnings, self.wall = [], [], 0.0
         self.grid = FrameGrid(FPS, EE_SPACE_NAMES, list(cameras), (8, 8, 3), stale_s=0.5,
-                              on_frame=self.frames.append, warn=self.warnings.append, clock=lambda: self.wall)
+                              on_frame=self.frames.append, warn=self.warnings.append, clock=lambda: self.wall,
+                              hold_s=hold_s)
 
     def observe(self, t: float, pose: bool = True) -> None:
         for cam in self.grid.cameras:
@@ -134,3 +135,58 @@ def test_an_ended_episode_is_settled_only_once_its_late_rewards_have_arrived():
         assert rec.grid.settled(tick(4)) == (k == 3)
     rec.grid.finish()
     assert [f["reward"] for f in rec.frames] == pytest.approx([-0.01] * 4)
+
+
+def test_frames_opened_after_the_end_before_it_was_known_go_and_give_their_action_to_the_next_episode():
+    """The `ended` status comes on its own topic: under load the states at and after the end (and the next
+    episode's first action, stamped at its start one tick later) can arrive first. Those frames are not this
+    episode's; the next episode still starts with its first action, and the last frame is the one marked done."""
+    rec = Recording(cameras=(), hold_s=HOLD_S)
+    rec.grid.begin(START)
+    for k in range(4):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+        rec.grid.add_reward(tick(k + 1), -0.01, False)
+    rec.observe(tick(4))   # the state at the end: a frame opens (the end is not known yet), a hold is executed
+    rec.observe(tick(5))   # the next episode starts at tick 5 with an action there
+    rec.act(tick(5), value=0.5)
+    rec.grid.add_reward(tick(6), -0.02, False)
+    rec.grid.end_at(tick(4))
+    counts = rec.grid.finish()
+    assert len(rec.frames) == 4 and rec.frames[-1]["done"] and counts == {"frames": 4, "interventions": 0}
+    rec.grid.begin(tick(5))
+    rec.observe(tick(6))
+    rec.act(tick(6))
+    rec.grid.add_reward(tick(7), -0.03, False)
+    rec.grid.end_at(tick(7))
+    rec.observe(tick(7))
+    assert len(rec.frames) == 4   # held: no state HOLD_S newer has come, and the end is not known yet
+    rec.grid.finish()
+    assert [f["action"][0] for f in rec.frames[4:]] == pytest.approx([0.5, 0.001])
+    assert [f["reward"] for f in rec.frames[4:]] == pytest.approx([-0.02, -0.03])
+
+
+def test_a_frame_is_written_once_states_hold_s_newer_have_come():
+    rec = Recording(cameras=(), hold_s=HOLD_S)
+    rec.grid.begin(START)
+    ticks = int(HOLD_S * FPS)
+    for k in range(ticks + 2):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+        rec.grid.add_reward(tick(k + 1), -0.01, False)
+        assert len(rec.frames) == max(0, k - ticks + 1)
+
+
+def test_the_last_written_frame_is_marked_done_when_a_skipped_one_follows_it():
+    rec = Recording(cameras=())
+    rec.grid.begin(START)
+    for k in range(3):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+        rec.grid.add_reward(tick(k + 1), -0.01, False)
+    rec.observe(tick(3))   # no action comes for this frame: skipped
+    rec.observe(tick(4))
+    rec.act(tick(4) + 0.5 * DT)   # an action past it (another grid): frame 3 is late, without its action
+    counts = rec.grid.finish()
+    assert [f["done"] for f in rec.frames] == [False, False, True]
+    assert counts["frames_without_action"] == 2 and counts["frames"] == 3
