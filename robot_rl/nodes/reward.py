@@ -57,9 +57,10 @@ class RewardNode(Node):
         self.tally: StampTally | None = None  # the newest episode's, until reported
         self.newest_input = float("-inf")
         contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
-        contract.subscribe(self, contract.TASK_STATE, self.on_task_state)
+        # every input is a reward record owed: deep reader queues, so a busy node scores late rather than never
+        contract.subscribe(self, contract.TASK_STATE, self.on_task_state, contract.LOSSLESS)
         if self.cfg.source != "sim":
-            contract.subscribe(self, contract.camera_image(self.cfg.camera), self.on_image)
+            contract.subscribe(self, contract.camera_image(self.cfg.camera), self.on_image, contract.SENSOR_DEEP)
         self.create_timer(0.02, self.drain, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"reward up: source {self.cfg.source}")
 
