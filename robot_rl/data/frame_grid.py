@@ -48,6 +48,9 @@ class FrameGrid:
         self.joint_stamps: deque[float] = deque(maxlen=300)
         self.actions: dict[int, tuple[np.ndarray, bool, float]] = {}   # target time -> (values, teleop, dt)
         self.rewards: dict[int, tuple[float, bool]] = {}
+        # ticks of actions in another action space (the joint-space hold on an episode's first tick, while recording
+        # EE deltas): counted for the episode whose ticks they are when it finishes, whenever they arrived
+        self.foreign: set[int] = set()
         self.newest_reward = -np.inf         # stamp of the newest reward record (they come in order, from one node)
         self.running = False
         self.ended = False                   # the episode ended: no new frames, late messages still complete some
@@ -91,7 +94,7 @@ class FrameGrid:
     def add_action(self, tick: float, names: tuple[str, ...], values: np.ndarray, teleop: bool, dt: float) -> None:
         """The action executed at control tick `tick` (the executed_action's stamp)."""
         if names != self.action_names:
-            self.count("foreign_actions")   # e.g. a joint-space hold while recording EE deltas
+            self.foreign.add(stamp_key(tick))
             return
         self.actions[stamp_key(tick)] = (values, teleop, dt)
         if self.running and self.origin is None and tick >= self.start_stamp - 1e-6:
@@ -123,6 +126,7 @@ class FrameGrid:
         for table in (self.actions, self.rewards):
             for key in [k for k in table if k < start]:
                 del table[key]
+        self.foreign = {k for k in self.foreign if k >= start}
         for key in sorted(self.actions)[:1]:
             self.start_grid(key * 1e-6)
 
@@ -152,6 +156,11 @@ class FrameGrid:
         for i, frame in enumerate(self.ready):
             self.emit(frame, done=i == last)
         self.ready.clear()
+        end = np.inf if self.end_stamp is None else stamp_key(self.end_stamp - 0.25 * self.period)
+        mine = {k for k in self.foreign if k < end}
+        self.foreign -= mine
+        if mine:
+            self.count("foreign_actions", len(mine))
         self.running, self.ended, self.end_stamp, self.origin = False, False, None, None
         return self.counts
 

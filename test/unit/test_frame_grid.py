@@ -190,3 +190,23 @@ def test_the_last_written_frame_is_marked_done_when_a_skipped_one_follows_it():
     counts = rec.grid.finish()
     assert [f["done"] for f in rec.frames] == [False, False, True]
     assert counts["frames_without_action"] == 2 and counts["frames"] == 3
+
+
+def test_a_hold_in_another_action_space_counts_for_the_episode_whose_tick_it_is_whenever_it_arrives():
+    """The driver's first tick after a reset is a joint-space hold; it can arrive while the last episode still ends."""
+    rec = Recording(cameras=())
+    rec.grid.begin(START)
+    for k in range(3):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+        rec.grid.add_reward(tick(k + 1), -0.01, False)
+    rec.grid.end_at(tick(3))
+    rec.grid.add_action(tick(4), JOINT_SPACE_NAMES, np.zeros(8), False, DT)   # the next episode's first tick
+    rec.observe(tick(3))
+    assert "foreign_actions" not in rec.grid.finish()
+    rec.grid.begin(tick(4))
+    for k in range(5, 7):
+        rec.observe(tick(k))
+        rec.act(tick(k))
+        rec.grid.add_reward(tick(k + 1), -0.01, False)
+    assert rec.grid.finish()["foreign_actions"] == 1
