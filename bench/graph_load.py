@@ -172,7 +172,25 @@ def report(summaries: dict[tuple[str, int], dict], args) -> str:
             "step without a reward record, every frame the recorder did not save (or saved without its reward), "
             "each against the arm's own count of executed steps (`episode/status`), and every step of an episode a "
             f"node had not reported {REPORT_WAIT_S:.0f} s after the last one ended; the causes are those the nodes "
-            "named in `learner/status`, `reward/status` and `recorder/status`.\n\n" + table + "\n")
+            "named in `learner/status`, `reward/status` and `recorder/status`.\n\n" + table + "\n\n"
+            + reading(summaries) + "\n")
+
+
+def reading(summaries: dict[tuple[str, int], dict]) -> str:
+    """Where each graph stops keeping up with real time, and what it lost in all."""
+    parts = []
+    for graph in dict.fromkeys(g for g, _ in summaries):
+        levels = {w: s for (g, w), s in summaries.items() if g == graph}
+        real_time = [w for w, s in levels.items() if s["sim_s_per_wall_s"] >= 1.0]
+        lost, executed = sum(s["lost"] for s in levels.values()), sum(s["executed_steps"] for s in levels.values())
+        if len(real_time) == len(levels):
+            pace = "runs at least at real time at every level"
+        elif real_time:
+            pace = f"runs at least at real time up to {max(real_time)} busy workers and slower beyond"
+        else:
+            pace = "runs slower than real time at every level"
+        parts.append(f"the {graph} graph {pace}; it lost {lost} of {executed} steps over all levels")
+    return "Reading: " + "; ".join(parts) + ". A lockstep sim waits for the nodes, so load shows as time, not as data."
 
 
 def main(argv=None) -> int:
