@@ -82,6 +82,15 @@ class Sourced:
         self._reader.join(timeout=5)
         return code
 
+    @classmethod
+    def to_the_end(cls, install: Path, cwd: Path, *command: str, timeout: float) -> tuple["Sourced", int]:
+        """Run it until it exits by itself: its exit code (after `timeout` s it is killed and the test fails)."""
+        run = cls(install, cwd, *command)
+        try:
+            return run, run.finish(timeout)
+        finally:
+            run.kill()
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -112,11 +121,9 @@ def test_sim_launch_runs_the_graph_until_its_exit_when_node_finishes(install, tm
     results = tmp_path / "episodes.jsonl"
     graph = sim_graph(tmp_path, f"lt_exit_{random.randint(0, 99999)}", num_episodes=2, max_steps=60,
                       results_path=str(results))
-    run = Sourced(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}")
-    try:
-        code = run.finish(timeout=150)  # without the exit_when handler the other three nodes would run on
-    finally:
-        run.kill()
+    # without the exit_when handler the other three nodes would run on
+    run, code = Sourced.to_the_end(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}",
+                                   timeout=150)
     assert code == 0, run.output[-6000:]
     assert len(results.read_text().splitlines()) == 2  # both episodes ran through bridge, policy and reward
     assert_every_node_finished_cleanly(run, SIM_NODES)
@@ -159,11 +166,7 @@ def test_a_graph_that_cannot_be_validated_or_resolved_starts_nothing(install, tm
         command, named = ["sim.launch.py", f"graph:={graph}"], "'max_stepz'"
     else:  # no robot_state_publisher in this workspace: the arm, camera, policy ... nodes must not start either
         command, named = ["franka_real.launch.py"], "'robot_state_publisher' not found"
-    run = Sourced(install, tmp_path, "ros2", "launch", "robot_rl", *command)
-    try:
-        code = run.finish(timeout=60)
-    finally:
-        run.kill()
+    run, code = Sourced.to_the_end(install, tmp_path, "ros2", "launch", "robot_rl", *command, timeout=60)
     assert code != 0, run.output
     assert named in run.output and "process started" not in run.output, run.output
 
@@ -173,11 +176,8 @@ def test_a_node_that_fails_stops_the_graph_and_launch_exits_non_zero(install, tm
         {"executable": "episode_manager"},
         {"executable": "reward", "params": {"source": "classifier", "classifier": {"model_path": str(tmp_path)}}},
     ], "lt_fail")
-    run = Sourced(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}")
-    try:
-        code = run.finish(timeout=120)
-    finally:
-        run.kill()
+    run, code = Sourced.to_the_end(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}",
+                                   timeout=120)
     assert code == 1, run.output[-6000:]
     assert "node 'reward' exited with code 2" in run.output
     assert_every_node_finished_cleanly(run, ["episode_manager"])  # stopped, not left running
@@ -187,12 +187,9 @@ def test_the_bringup_runs_from_the_colcon_install(install, tmp_path):
     share = install / "robot_rl" / "share" / "robot_rl"
     where = Sourced(install, tmp_path, "python", "-c", "from robot_rl import bringup; print(bringup.data_root())")
     assert where.finish(timeout=60) == 0 and where.output.strip().splitlines()[-1] == str(share), where.output
-    run = Sourced(install, tmp_path, "python", "-m", "robot_rl.bringup", "sim_scripted", "--namespace", "lt_bringup",
-                  "--set", "episode_manager.num_episodes=1", "--set", "episode_manager.max_steps=60")
-    try:
-        code = run.finish(timeout=120)
-    finally:
-        run.kill()
+    run, code = Sourced.to_the_end(install, tmp_path, "python", "-m", "robot_rl.bringup", "sim_scripted", "--namespace",
+                                   "lt_bringup", "--set", "episode_manager.num_episodes=1", "--set",
+                                   "episode_manager.max_steps=60", timeout=120)
     assert code == 0, run.output[-6000:]
     assert "episode 0" in run.output
 
@@ -219,11 +216,8 @@ def test_a_fleet_graph_launches_every_robot_and_ends_when_the_last_robot_is_done
         "robots": {robot: {"episode_manager": {"num_episodes": n, "max_steps": 40, "results_path": str(path)}}
                    for robot, (path, n) in results.items()},
         "nodes": [{"executable": n, "per_robot": True} for n in SIM_NODES]}))
-    run = Sourced(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}")
-    try:
-        code = run.finish(timeout=180)
-    finally:
-        run.kill()
+    run, code = Sourced.to_the_end(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}",
+                                   timeout=180)
     assert code == 0, run.output[-6000:]
     for path, episodes in results.values():  # robot a finished first; the launch went on until b's second episode
         assert len(path.read_text().splitlines()) == episodes
