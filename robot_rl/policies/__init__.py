@@ -15,6 +15,7 @@ _EXPORTS = {
     "policy_to_bytes": "checkpoint", "policy_from_bytes": "checkpoint", "sha256_hex": "checkpoint",
     "CheckpointError": "checkpoint", "selector_from_bytes": "checkpoint", "load_selector": "checkpoint",
     "ChunkCritic": "critic", "BestOfN": "critic",
+    "Noise": "noise", "ShardNoise": "noise",
 }
 __all__ = list(_EXPORTS)
 

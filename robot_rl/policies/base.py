@@ -14,6 +14,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from robot_rl.policies.noise import Noise
+
 
 class PolicySpec(BaseModel):
     """Everything needed to rebuild a policy before its weights are loaded (stored in every checkpoint)."""
@@ -44,23 +46,26 @@ class ChunkPolicy(nn.Module, ABC):
     spec: PolicySpec
 
     @abstractmethod
-    def sample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n chunks per observation, (B, n, H, D), normalised to [-1, 1]. No gradient."""
+    def sample_normalized(self, obs: dict, n: int = 1, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        """n chunks per observation, (B, n, H, D), normalised to [-1, 1]. No gradient. `noise` (policies/noise.py)
+        or a generator for it; the global RNG if None."""
 
-    def rsample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    def rsample_normalized(self, obs: dict, n: int = 1, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
         """Differentiable samples, for actor-gradient learners; only policies with a reparameterised sampler."""
         raise NotImplementedError(f"{self.spec.type} policies have no differentiable sampler")
 
     @abstractmethod
-    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None,
+             noise: Noise | torch.Generator | None = None) -> torch.Tensor:
         """Per-sample training loss ℓ_θ(A|s), shape (B,) — the flow-matching / denoising MSE averaged over the
         chunk. `actions_normalized` is (B, H, D); `cond`, if given, is `encode(obs)` computed by the caller (POCO
-        encodes each state once for its N candidates)."""
+        encodes each state once for its N candidates); `noise` draws the loss's noise (and the augmentation)."""
 
-    def encode(self, obs: dict, augment: bool = False) -> torch.Tensor:
-        """The conditioning features of the observations, (B, F): normalised state ⊕ image features."""
+    def encode(self, obs: dict, augment: bool = False, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        """The conditioning features of the observations, (B, F): normalised state ⊕ image features (randomly
+        shifted with `augment`, the shifts drawn from `noise`)."""
         raise NotImplementedError(f"{self.spec.type} policies have no observation encoder")
 
-    def sample(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, obs: dict, n: int = 1, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
         """n chunks per observation in raw action units, (B, n, H, D)."""
-        return self.normalizer.unnormalize_actions(self.sample_normalized(obs, n, generator))
+        return self.normalizer.unnormalize_actions(self.sample_normalized(obs, n, noise))

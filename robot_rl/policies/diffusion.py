@@ -23,6 +23,7 @@ from torch import nn  # noqa: E402
 
 from robot_rl.policies.base import ChunkPolicy, PolicySpec  # noqa: E402
 from robot_rl.policies.encoders import ObservationEncoder, sinusoidal_embedding  # noqa: E402
+from robot_rl.policies.noise import Noise, as_noise  # noqa: E402
 from robot_rl.policies.normalizer import Normalizer  # noqa: E402
 
 TIME_EMBED_DIM = 128
@@ -111,27 +112,28 @@ class DiffusionPolicy(ChunkPolicy):
         self.sample_scheduler = DDIMScheduler(**schedule)
         self.sample_scheduler.set_timesteps(spec.diffusion_infer_steps)
 
-    def encode(self, obs: dict, augment: bool = False) -> torch.Tensor:
-        return self.encoder(self.normalizer.normalize_state(obs["state"]), obs.get("images"), augment)
+    def encode(self, obs: dict, augment: bool = False, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        return self.encoder(self.normalizer.normalize_state(obs["state"]), obs.get("images"), augment, noise)
 
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """ε_θ for chunks x_t (B, H, D) → (B, H, D); pads the chunk axis for the U-Net and crops it back."""
         x = F.pad(x_t.transpose(1, 2), (0, self.padded_horizon - self.spec.horizon), mode="replicate")
         return self.unet(x, t, cond)[:, :, : self.spec.horizon].transpose(1, 2)
 
-    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        cond = self.encode(obs, augment=self.training) if cond is None else cond
+    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None,
+             noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        noise = as_noise(noise)
+        cond = self.encode(obs, augment=self.training, noise=noise) if cond is None else cond
         A = actions_normalized
-        eps = torch.randn_like(A)
-        t = torch.randint(0, self.spec.diffusion_train_steps, (A.shape[0],), device=A.device)
+        eps = noise.randn(*A.shape, device=A.device)
+        t = noise.randint(self.spec.diffusion_train_steps, A.shape[0], device=A.device)
         x_t = self.train_scheduler.add_noise(A, eps, t)
         return (self.predict_noise(x_t, t, cond) - eps).pow(2).mean(dim=(1, 2))
 
     @torch.no_grad()
-    def sample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_normalized(self, obs: dict, n: int = 1, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
         cond = self.encode(obs).repeat_interleave(n, dim=0)  # encode once → (B·n, F); a state's candidates adjacent
-        x = torch.randn(cond.shape[0], self.spec.horizon, self.spec.action_dim, generator=generator,
-                        device=cond.device)  # x_T
+        x = as_noise(noise).randn(cond.shape[0], self.spec.horizon, self.spec.action_dim, device=cond.device)  # x_T
         for t in self.sample_scheduler.timesteps:
             eps = self.predict_noise(x, t.expand(x.shape[0]).to(x.device), cond)
             x = self.sample_scheduler.step(eps, t, x).prev_sample  # DDIM, η = 0: deterministic given x_T

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_rl.policies.base import PolicySpec
+from robot_rl.policies.noise import Noise, as_noise
 
 IMAGE_WIDTHS = (32, 64, 128, 256)  # channels of the four residual stages
 IMAGE_FEATURE_DIM = 128  # per camera
@@ -28,11 +29,12 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
-    """DrQ-style augmentation: replicate-pad by `pad` pixels, then crop back at a random integer offset per sample."""
+def random_shift(images: torch.Tensor, pad: int, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+    """DrQ-style augmentation: replicate-pad by `pad` pixels, then crop back at a random integer offset per sample
+    (drawn from `noise`, one row per sample)."""
     b, _, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    dy, dx = torch.randint(0, 2 * pad + 1, (2, b, 1), device=images.device)
+    dy, dx = as_noise(noise).randint(2 * pad + 1, b, 2, device=images.device).T[:, :, None]  # (B, 1) each
     rows = (dy + torch.arange(h, device=images.device))[:, :, None]  # (B, h, 1)
     cols = (dx + torch.arange(w, device=images.device))[:, None, :]  # (B, 1, w)
     batch = torch.arange(b, device=images.device)[:, None, None]
@@ -96,9 +98,10 @@ class ObservationEncoder(nn.Module):
         self.image_encoders = nn.ModuleDict({camera: ImageEncoder() for camera in self.cameras})
         self.out_dim = spec.state_dim + IMAGE_FEATURE_DIM * len(self.cameras)
 
-    def forward(self, state: torch.Tensor, images: dict[str, torch.Tensor] | None = None,
-                augment: bool = False) -> torch.Tensor:
-        """state (B, state_dim) normalised; images {camera: (B, 3, H, W) uint8} → (B, out_dim)."""
+    def forward(self, state: torch.Tensor, images: dict[str, torch.Tensor] | None = None, augment: bool = False,
+                noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        """state (B, state_dim) normalised; images {camera: (B, 3, H, W) uint8} → (B, out_dim); with `augment`, each
+        camera's frames randomly shifted (shifts drawn from `noise`)."""
         features = [state]
         for camera in self.cameras:
             if images is None or camera not in images:
@@ -108,6 +111,6 @@ class ObservationEncoder(nn.Module):
                 x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
                                   align_corners=False)
             if augment:
-                x = random_shift(x, self.shift_pad)
+                x = random_shift(x, self.shift_pad, noise)
             features.append(self.image_encoders[camera](x))
         return torch.cat(features, dim=-1)

@@ -11,6 +11,7 @@ from torch import nn
 
 from robot_rl.policies.base import ChunkPolicy, PolicySpec
 from robot_rl.policies.encoders import ObservationEncoder, sinusoidal_embedding
+from robot_rl.policies.noise import Noise, as_noise
 from robot_rl.policies.normalizer import Normalizer
 
 TIME_EMBED_DIM = 32
@@ -33,29 +34,31 @@ class FlowMatchingPolicy(ChunkPolicy):
             width = spec.hidden_dim
         self.velocity_net = nn.Sequential(*layers, nn.Linear(width, self.chunk_dim))
 
-    def encode(self, obs: dict, augment: bool = False) -> torch.Tensor:
-        return self.encoder(self.normalizer.normalize_state(obs["state"]), obs.get("images"), augment)
+    def encode(self, obs: dict, augment: bool = False, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        return self.encoder(self.normalizer.normalize_state(obs["state"]), obs.get("images"), augment, noise)
 
     def velocity(self, cond: torch.Tensor, x_tau: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """v_θ(s, x_τ, τ): cond (B, F), x_τ (B, H·D), τ (B,) → (B, H·D)."""
         return self.velocity_net(torch.cat([cond, x_tau, sinusoidal_embedding(TIME_SCALE * tau, TIME_EMBED_DIM)], -1))
 
-    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        cond = self.encode(obs, augment=self.training) if cond is None else cond
+    def loss(self, obs: dict, actions_normalized: torch.Tensor, cond: torch.Tensor | None = None,
+             noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        noise = as_noise(noise)
+        cond = self.encode(obs, augment=self.training, noise=noise) if cond is None else cond
         A = actions_normalized.flatten(1)
-        x_0 = torch.randn_like(A)
-        tau = torch.rand(A.shape[0], device=A.device)
+        x_0 = noise.randn(*A.shape, device=A.device)
+        tau = noise.rand(A.shape[0], device=A.device)
         x_tau = (1 - tau[:, None]) * x_0 + tau[:, None] * A
         return (self.velocity(cond, x_tau, tau) - (A - x_0)).pow(2).mean(-1)
 
     @torch.no_grad()
-    def sample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.rsample_normalized(obs, n, generator)
+    def sample_normalized(self, obs: dict, n: int = 1, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
+        return self.rsample_normalized(obs, n, noise)
 
-    def rsample_normalized(self, obs: dict, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    def rsample_normalized(self, obs: dict, n: int = 1, noise: Noise | torch.Generator | None = None) -> torch.Tensor:
         """Like sample_normalized, but differentiable through the Euler chain (for actor-gradient baselines)."""
         cond = self.encode(obs).repeat_interleave(n, dim=0)  # encode once → (B·n, F); a state's candidates adjacent
-        x = torch.randn(cond.shape[0], self.chunk_dim, generator=generator, device=cond.device)  # x_0
+        x = as_noise(noise).randn(cond.shape[0], self.chunk_dim, device=cond.device)  # x_0
         dt = 1.0 / self.spec.flow_steps
         for k in range(self.spec.flow_steps):
             tau = torch.full((cond.shape[0],), k * dt, device=cond.device)

@@ -16,11 +16,15 @@ against every update; with one store and one sampler the global batch is exactly
 followers need no replay data, dataset or ROS at all. The cost is one message per update (a state-only shard of 64
 chunks is ~25 kB; camera shards carry their frames).
 
-Noise: each rank draws the sampling noise of its own shard (rank 0 with the learner's seed, the others with seeds
-derived from it), so for the flow and diffusion policies, whose loss and sampler draw their noise inside, a 2-process
-update is a different draw of the same stochastic gradient than a 1-process one on the same batch; with per-sample
-noise (test/unit/test_distributed_learner.py) the two agree up to float reduction order. Update metrics are the whole
-batch's: the losses summed over the shards, the statistics averaged (q_std: the mean of the shards' stds).
+Noise: the flow and diffusion policies draw noise for every chunk they sample or train on (x_0 / x_T of the TD-target,
+E-step and actor-gradient samples; x_0 and τ, or ε and t, of the losses; the image shifts of the BC loss). Each rank
+draws every one of them for the whole batch and keeps its shard's rows (ShardNoise, robot_rl/policies/noise.py), from
+the learner's update generator, which followers take over in rank 0's state with the first batch and which only
+updates draw from (acting has its own), so it stays in step on every rank. The shards together thus use exactly the
+noise one POCOLearner of rank 0's seed draws for the whole batch, and the update is the single-process one up to float
+reduction order (test/unit/test_distributed_learner.py); the price is that every rank draws the others' noise too.
+Update metrics are the whole batch's: the losses summed over the shards, the statistics averaged (q_std: the mean of
+the shards' stds).
 
 Launch (all ranks run the same command; torchrun or `accelerate launch` set RANK / WORLD_SIZE / MASTER_*):
 
@@ -50,6 +54,7 @@ import torch
 import torch.distributed as dist
 
 from robot_rl.policies import ChunkPolicy, policy_from_bytes, policy_to_bytes
+from robot_rl.policies.noise import ShardNoise
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.poco import POCOLearner, UpdateMetrics
 from robot_rl.rl.replay import ChunkBatch
@@ -64,13 +69,14 @@ class Setup:
     policy: bytes
     config: str
     critic: dict[str, torch.Tensor]
-    seed: int
+    noise_state: torch.Tensor  # the update generator's (POCOLearner.noise_generator)
 
 
 @dataclass
 class Shard:
-    """One rank's part of one update: its slice of the global batch and that batch's size."""
+    """One rank's part of one update: rows [start, start + len(batch)) of the global batch and that batch's size."""
     batch: ChunkBatch
+    start: int
     total: int
     train_actor: bool
     setup: Setup | None = None  # with the first update of a session
@@ -106,13 +112,8 @@ def start(rank: int = -1, world_size: int = -1) -> None:
     CHANNEL.group = dist.new_group(backend="gloo", timeout=FOLLOWER_IDLE)
 
 
-def rank_seed(seed: int, rank: int) -> int:
-    """The seed of a rank's noise: the learner's own on rank 0, so one rank draws what a plain POCOLearner would."""
-    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
-
-
-def split_batch(batch: ChunkBatch, parts: int) -> list[ChunkBatch]:
-    """Consecutive slices of a batch, sizes differing by at most one (np.array_split)."""
+def split_batch(batch: ChunkBatch, parts: int) -> list[tuple[int, ChunkBatch]]:
+    """Consecutive slices of a batch with their first rows, sizes differing by at most one (np.array_split)."""
     size = len(batch.returns)
     if size < parts:
         raise ValueError(f"a batch of {size} cannot be split across {parts} processes")
@@ -121,7 +122,7 @@ def split_batch(batch: ChunkBatch, parts: int) -> list[ChunkBatch]:
     def part(value, a: int, b: int):
         return {k: v[a:b] for k, v in value.items()} if isinstance(value, dict) else value[a:b]
 
-    return [ChunkBatch(**{f.name: part(getattr(batch, f.name), a, b) for f in dataclasses.fields(ChunkBatch)})
+    return [(a, ChunkBatch(**{f.name: part(getattr(batch, f.name), a, b) for f in dataclasses.fields(ChunkBatch)}))
             for a, b in itertools.pairwise(bounds)]
 
 
@@ -131,9 +132,8 @@ class DistributedPOCO(POCOLearner):
 
     def __init__(self, policy: ChunkPolicy, cfg: POCOConfig, seed: int = 0):
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        super().__init__(policy, cfg, rank_seed(seed, self.rank))
-        self.seed = seed
-        self.total = 0  # the global batch size of the update in progress
+        super().__init__(policy, cfg, seed)  # followers: rank 0's update generator comes with the first batch
+        self.lo = self.hi = self.total = 0  # this rank's rows [lo, hi) of the update in progress, of `total`
         self.started = self.closed = False  # rank 0: the followers hold this learner / were let go
 
     def update(self, batch: ChunkBatch, train_actor: bool = True) -> UpdateMetrics:
@@ -145,10 +145,11 @@ class DistributedPOCO(POCOLearner):
             if CHANNEL.session_open and not self.started:
                 raise RuntimeError("the followers serve another learner of this process; close() it first")
             setup = None if self.started else self._setup()
-            shards = split_batch(batch, self.world_size)
-            CHANNEL.send([Shard(shard, len(batch.returns), train_actor, setup) for shard in shards])
+            shards = [Shard(part, start, len(batch.returns), train_actor, setup)
+                      for start, part in split_batch(batch, self.world_size)]
+            CHANNEL.send(shards)
             CHANNEL.session_open = self.started = True
-            return self.update_shard(shards[0], len(batch.returns), train_actor)
+            return self.update_shard(shards[0])
 
     def close(self) -> None:
         """Rank 0: end the session; the followers' `follow` returns their learners."""
@@ -158,19 +159,25 @@ class DistributedPOCO(POCOLearner):
                 CHANNEL.session_open = False
             self.closed = True
 
-    def update_shard(self, shard: ChunkBatch, total: int, train_actor: bool) -> UpdateMetrics:
-        """This rank's part of one update of a `total`-chunk batch; every rank calls it for every update."""
-        self.total = total
-        metrics = super().update(shard, train_actor)
-        values = torch.tensor([getattr(metrics, f.name) * (1 if f.name in LOSS_METRICS else len(shard.returns) / total)
+    def update_shard(self, shard: Shard) -> UpdateMetrics:
+        """This rank's part of one update; every rank calls it for every update."""
+        size = len(shard.batch.returns)
+        self.lo, self.hi, self.total = shard.start, shard.start + size, shard.total
+        metrics = super().update(shard.batch, shard.train_actor)
+        values = torch.tensor([getattr(metrics, f.name) * (1 if f.name in LOSS_METRICS else size / self.total)
                                for f in dataclasses.fields(UpdateMetrics)], dtype=torch.float64)
         dist.all_reduce(values)
         return UpdateMetrics(*values.tolist())
 
     def _setup(self) -> Setup:
-        return Setup(policy_to_bytes(self.policy, 0), self.cfg.model_dump_json(), self.critic_tensors(), self.seed)
+        return Setup(policy_to_bytes(self.policy, 0), self.cfg.model_dump_json(), self.critic_tensors(),
+                     self.noise_generator.get_state())
 
     # ---- POCOLearner's batch hooks, over the whole batch across the ranks ---------------------------------------
+    def _noise(self) -> ShardNoise:
+        """This shard's rows of the whole batch's noise (every rank draws all of it, from the same generator state)."""
+        return ShardNoise(self.noise_generator, self.lo, self.hi, self.total)
+
     def _batch_mean(self, values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """This shard's part of the whole batch's (weighted) mean: the parts sum to it across the ranks."""
         if weights is None:
@@ -200,11 +207,11 @@ def follow() -> DistributedPOCO | None:
     if shard is None:
         return None
     policy, _ = policy_from_bytes(shard.setup.policy)
-    torch.manual_seed(rank_seed(shard.setup.seed, dist.get_rank()))  # the policy's loss draws from the global RNG
-    learner = DistributedPOCO(policy, POCOConfig.model_validate_json(shard.setup.config), shard.setup.seed)
+    learner = DistributedPOCO(policy, POCOConfig.model_validate_json(shard.setup.config))
     learner.load_critic_tensors(shard.setup.critic)
+    learner.noise_generator.set_state(shard.setup.noise_state)
     while shard is not None:
-        learner.update_shard(shard.batch, shard.total, shard.train_actor)
+        learner.update_shard(shard)
         shard = CHANNEL.receive()
     return learner
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from robot_rl.policies.base import ChunkPolicy
 from robot_rl.policies.critic import BestOfN, ChunkCritic
+from robot_rl.policies.noise import Noise
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.replay import ChunkBatch
 
@@ -77,7 +79,11 @@ class POCOLearner:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.optimizer = torch.optim.Adam(list(policy.parameters()) + list(self.critic.parameters()), lr=cfg.lr)
         self.updates = 0
+        # acting and updating draw from generators of their own: what the learner does does not depend on how much
+        # noise its updates drew, and the ranks of a distributed learner keep their update noise in step
         self.generator = torch.Generator().manual_seed(seed)
+        update_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+        self.noise_generator = torch.Generator().manual_seed(update_seed)
 
     # ---- persistence (critic, target critic and update count; the actor is saved as a policy checkpoint) ----------
     def critic_tensors(self) -> dict[str, torch.Tensor]:
@@ -119,11 +125,12 @@ class POCOLearner:
         actions = torch.as_tensor(batch.actions)
         returns = torch.as_tensor(batch.returns)
         bootstrap = torch.as_tensor(batch.bootstrap)
+        noise = self._noise()
         self.policy.train()
 
         # critic: h-step TD target from the target critic at A' ~ π_θ(·|s')
         with torch.no_grad():
-            next_chunk = self.policy.sample_normalized(next_obs, 1, self.generator)[:, 0]
+            next_chunk = self.policy.sample_normalized(next_obs, 1, noise)[:, 0]
             y = returns + cfg.gamma**h * bootstrap * self._target_q(self._features(next_obs), next_chunk)
             features = self._features(obs)
         q = self.critic(features, actions)
@@ -131,18 +138,18 @@ class POCOLearner:
 
         # actor: BC trust region on buffer (or expert) chunks (+ clipped posterior term after warm-up)
         with torch.set_grad_enabled(train_actor):
-            bc_losses = self.policy.loss(obs, actions)
+            bc_losses = self.policy.loss(obs, actions, noise=noise)
             bc_loss = self._batch_mean(bc_losses, torch.as_tensor(batch.expert) if cfg.bc_anchor == "expert" else None)
         if not train_actor:
             return self._step(critic_loss, None, bc_loss, q, y, {})
         actor_loss = cfg.bc_weight * bc_loss
         extra = {}
         if cfg.mode == "poco" and self.updates >= cfg.warmup_updates:
-            posterior_loss, extra = self._posterior_loss(obs, features)
+            posterior_loss, extra = self._posterior_loss(obs, features, noise)
             actor_loss = actor_loss + cfg.beta * posterior_loss
         elif cfg.mode == "actor_gradient" and self.updates >= cfg.warmup_updates:
             self.critic.requires_grad_(False)  # −Q trains the actor only (autograd records this at forward time)
-            q_pi = self.critic(features, self.policy.rsample_normalized(obs, 1, self.generator)[:, 0]).mean(0)
+            q_pi = self.critic(features, self.policy.rsample_normalized(obs, 1, noise)[:, 0]).mean(0)
             self.critic.requires_grad_(True)
             q_scale = self._batch_statistic(q_pi.abs().detach()).clamp(min=1e-6)
             actor_loss = actor_loss - cfg.actor_q_weight / q_scale * self._batch_mean(q_pi)
@@ -167,15 +174,15 @@ class POCOLearner:
                              bc_loss=bc_loss.item(), q_mean=q.mean().item(), q_std=q.std().item(),
                              target_mean=y.mean().item(), **extra)
 
-    def _posterior_loss(self, obs: dict, features: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def _posterior_loss(self, obs: dict, features: torch.Tensor, noise: Noise) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         B, N = obs["state"].shape[0], cfg.num_candidates
         with torch.no_grad():  # E-step: candidates from the current policy, weights from the target critic
-            candidates = self.policy.sample_normalized(obs, N, self.generator).flatten(0, 1)  # (B·N, H, D)
+            candidates = self.policy.sample_normalized(obs, N, noise).flatten(0, 1)  # (B·N, H, D)
             w = posterior_weights(self._target_q(features.repeat_interleave(N, 0), candidates).view(B, N),
                                   cfg.temperature)
-        cond = self.policy.encode(obs, augment=self.policy.training).repeat_interleave(N, 0)  # each state encoded once for its N
-        losses = self.policy.loss(None, candidates, cond=cond).view(B, N)  # ℓ_θ(A^j|s)
+        cond = self.policy.encode(obs, self.policy.training, noise).repeat_interleave(N, 0)  # each state encoded once
+        losses = self.policy.loss(None, candidates, cond=cond, noise=noise).view(B, N)  # ℓ_θ(A^j|s)
         posterior = clipped_posterior_loss(w, losses, cfg.clip, self._batch_mean)
         metrics = {
             "posterior_loss": posterior.item(),
@@ -186,6 +193,11 @@ class POCOLearner:
         return posterior, metrics
 
     # ---- the batch: every loss averages over it here, so that robot_rl.rl.distributed can split it across processes
+    def _noise(self) -> Noise:
+        """Where one update draws its noise (TD-target, E-step and actor-gradient samples, the policy's losses and
+        augmentation): the update generator, every draw for the whole batch."""
+        return Noise(self.noise_generator)
+
     def _batch_mean(self, values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Σ_b w_b·x_b / max(Σ_b w_b, 1) over the batch, the plain mean without weights: a loss term."""
         if weights is None:
