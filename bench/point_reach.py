@@ -1,4 +1,4 @@
-"""The point-reach experiment (test_poco_learning, bench/poco_learning): a 2-D point-reaching gymnasium env with a
+"""The point-reach experiment (bench/poco_learning): a 2-D point-reaching gymnasium env with a
 noisy scripted expert, a flow-matching chunk prior behaviour-cloned to convergence on that expert's demonstrations (poor
 because its data are), then an online learner (POCO or a baseline) with the demonstrations kept in its replay store.
 Everything but the env is the production code. No MuJoCo: one step is an addition, so thousands of learner updates fit
