@@ -32,9 +32,9 @@ Launch (all ranks run the same command; torchrun or `accelerate launch` set RANK
     torchrun --nproc-per-node 2 -m robot_rl.rl.distributed run robot_rl.nodes.learner --ros-args --params-file ...
 
 `run MODULE ARGS` runs MODULE as __main__ on rank 0 (the ROS node: ResumableLearner builds a DistributedPOCO when the
-process group has more than one rank) and `follow` on the others, then releases them when rank 0 returns. The learner
-computes on the CPU (POCOLearner builds its batch tensors there), so the gradients use gloo; on a CUDA host the group
-is "cpu:gloo,cuda:nccl", which sends CUDA gradients through NCCL once the learner's tensors live on the GPU.
+process group has more than one rank) and `follow` on the others, then releases them when rank 0 returns.
+POCOLearner computes where its policy lives; the learner node loads its policy on the CPU, so the gradients use gloo.
+On a CUDA host the group is "cpu:gloo,cuda:nccl", which sends CUDA gradients through NCCL for a learner on the GPU.
 """
 from __future__ import annotations
 

@@ -44,11 +44,12 @@ def clipped_posterior_loss(weights: torch.Tensor, losses: torch.Tensor, clip: fl
     return batch_mean((weights * losses.clamp(max=clip)).sum(1))
 
 
-def observation_batch(states, images: dict | None = None) -> dict:
+def observation_batch(states, images: dict | None = None, device: torch.device | str = "cpu") -> dict:
     """A policy observation from replay arrays: state (B, S) and images {camera: (B, H, W, 3) uint8} → (B, 3, H, W)."""
-    obs = {"state": torch.as_tensor(states)}
+    obs = {"state": torch.as_tensor(states, device=device)}
     if images:
-        obs["images"] = {cam: torch.as_tensor(frames).permute(0, 3, 1, 2) for cam, frames in images.items()}
+        obs["images"] = {cam: torch.as_tensor(frames, device=device).permute(0, 3, 1, 2)
+                         for cam, frames in images.items()}
     return obs
 
 
@@ -73,9 +74,10 @@ class POCOLearner:
                              "(tokenized policies: robot-rl rft)")
         self.policy = policy
         self.cfg = cfg
+        self.device = next(policy.parameters()).device   # the learner computes where the policy lives
         spec = policy.spec
         self.critic = ChunkCritic(policy.encoder.out_dim, spec.horizon * spec.action_dim, cfg.critic_hidden,
-                                  cfg.critic_depth, cfg.critic_ensemble)
+                                  cfg.critic_depth, cfg.critic_ensemble).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.optimizer = torch.optim.Adam(list(policy.parameters()) + list(self.critic.parameters()), lr=cfg.lr)
         self.updates = 0
@@ -120,11 +122,10 @@ class POCOLearner:
     def update(self, batch: ChunkBatch, train_actor: bool = True) -> UpdateMetrics:
         """One joint Adam step on critic + actor; `train_actor=False` steps the critic only (offline warm-up)."""
         cfg, h = self.cfg, self.policy.spec.horizon
-        obs = observation_batch(batch.states, batch.images)
-        next_obs = observation_batch(batch.next_states, batch.next_images)
-        actions = torch.as_tensor(batch.actions)
-        returns = torch.as_tensor(batch.returns)
-        bootstrap = torch.as_tensor(batch.bootstrap)
+        obs = observation_batch(batch.states, batch.images, self.device)
+        next_obs = observation_batch(batch.next_states, batch.next_images, self.device)
+        actions, returns, bootstrap, expert = (torch.as_tensor(x, device=self.device) for x in (
+            batch.actions, batch.returns, batch.bootstrap, batch.expert))
         noise = self._noise()
         self.policy.train()
 
@@ -139,7 +140,7 @@ class POCOLearner:
         # actor: BC trust region on buffer (or expert) chunks (+ clipped posterior term after warm-up)
         with torch.set_grad_enabled(train_actor):
             bc_losses = self.policy.loss(obs, actions, noise=noise)
-            bc_loss = self._batch_mean(bc_losses, torch.as_tensor(batch.expert) if cfg.bc_anchor == "expert" else None)
+            bc_loss = self._batch_mean(bc_losses, expert if cfg.bc_anchor == "expert" else None)
         if not train_actor:
             return self._step(critic_loss, None, bc_loss, q, y, {})
         actor_loss = cfg.bc_weight * bc_loss
