@@ -3,8 +3,9 @@ candidates, warm-up off) on the same batch, at growing batch sizes, for a learne
 robot PC runs control, the learner runs where the accelerator is).
 
 Every device runs `POCOLearner.update` on one fixed ChunkBatch from a ReplayStore of random episodes
-(bench.learner_rate), from the same initial weights; the policy and critic live on the device and each batch is copied there per update, as
-the learner node's would be. Every update ends in `.item()` reads of its metrics, so a GPU update is timed to its end.
+(bench.learner_rate), from the same initial weights; the policy and critic live on the device and each batch is copied
+there per update, as the learner node's would be. Every update ends in `.item()` reads of its metrics, so a GPU update
+is timed to its end.
 
     python -m bench.learner_device [--devices cpu cuda] [--batch-sizes 128 512 2048] [--candidates 16] [--updates 30]
 
