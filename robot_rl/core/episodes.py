@@ -270,15 +270,13 @@ def grid_gaps(stamps: list[float]) -> int:
     return int(sum(round(d / period) - 1 for d in spacing if d > 1.5 * period)) if period > 0 else 0
 
 
-def recording_accounting(episode: int, executed: int | None, counts: dict[str, int],
-                         unexplained: str = "unexplained") -> dict:
-    """The recorder's tally of one episode from its frame grid's counters; `unexplained` names a shortfall no counter
-    explains (e.g. the frames still in flight when the recorder stopped waiting for them)."""
+def recording_accounting(episode: int, executed: int | None, counts: dict[str, int]) -> dict:
+    """The recorder's tally of one episode from its frame grid's counters."""
     frames = counts.get("frames", 0)
     return tally(episode, executed, frames, rewards=frames - counts.get("frames_without_reward", 0),
                  excluded={"held_in_another_action_space": counts.get("foreign_actions", 0)},
                  dropped={k: counts.get(k, 0) for k in ("missed_slots", "frames_without_action",
-                                                        "frames_without_state")}, unexplained=unexplained)
+                                                        "frames_without_state")})
 
 
 class SaveReports:

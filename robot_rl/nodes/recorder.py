@@ -162,8 +162,9 @@ class RecorderNode(Node):
         success = {"success": True, "failure": False, "timeout": False}.get(outcome)
         summary = dict(counts, outcome=outcome, sim_s=round(status.duration_s, 2) if status else None,
                        wall_s=round(time.monotonic() - self.wall_start, 2))
-        accounting = recording_accounting(self.episode, status.executed_steps if status else None, counts,
-                                          f"still in flight when taken {cut_short}" if cut_short else "unexplained")
+        accounting = recording_accounting(self.episode, status.executed_steps if status else None, counts)
+        if cut_short and accounting["cause"]:   # what was missing may have been still in flight
+            accounting["cause"] += f" (taken {cut_short})"
         if self.discard:
             self.writer.discard(self.episode, "re-record")
             self.publish_status("discarded", accounting)

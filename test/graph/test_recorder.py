@@ -9,15 +9,21 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rclpy
+from rclpy.context import Context
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from robot_rl import bringup
-from robot_rl.core.types import EE_SPACE_NAMES
+from robot_rl.core.types import EE_SPACE_NAMES, ActionChunk
 from robot_rl.core.state import STATE_NAMES
 from robot_rl.data.lerobot import LeRobotReader, LeRobotWriter
+from robot_rl.ros import convert, records
 from robot_rl.ros.probe import Probe, wait_for
 from dataset_checks import FPS, SMALL, check_dataset
 
@@ -106,64 +112,96 @@ def test_killed_recorder_keeps_earlier_episodes_and_discard_drops_one(tmp_path: 
     writer.finalize()
 
 
+class RecorderCalls:
+    """A real RecorderNode in its own context whose callbacks the test calls directly, in the order it chooses (no
+    executor), with the messages the graph would send."""
+
+    def __init__(self, root: Path, **params):
+        from rclpy.parameter import Parameter
+
+        from robot_rl.nodes.recorder import RecorderNode
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        overrides = [Parameter(k, value=v) for k, v in {"root": str(root), **params}.items()]
+        self.node = RecorderNode(context=self.context, parameter_overrides=overrides)
+        self.accountings: list[dict] = []
+        self.node.publish_status = lambda state, accounting: self.accountings.append(accounting)
+
+    def status(self, episode: int, state: str, stamp: float, **fields) -> None:
+        self.node.on_status(String(data=records.encode(records.EpisodeStatus(
+            stamp=stamp, episode=episode, state=state, task="reach", **fields))))
+
+    def states(self, t: float) -> None:
+        self.node.on_pose(convert.pose_msg((0.4, 0.0, 0.3 + t / 100), (1.0, 0.0, 0.0, 0.0), t, "base"))
+        self.node.on_joints(convert.joint_state_msg([f"j{i}" for i in range(8)], [0.1] * 7 + [0.04], [0.0] * 8, t))
+
+    def step(self, episode: int, t: float, k: int, reward: bool = True) -> None:
+        """The state at tick t, the action executed there and its reward record one period later."""
+        self.states(t)
+        self.node.on_executed(convert.chunk_to_msg(ActionChunk(t, 1.0 / FPS, EE_SPACE_NAMES, np.full((1, 7), 0.001))))
+        if reward:
+            self.node.on_reward(String(data=records.encode(records.RewardRecord(
+                stamp=t + 1.0 / FPS, episode=episode, step=k, reward=-0.01 * k, source="sim"))))
+
+    def close(self) -> None:
+        """Waits for the writer; then reports the saves it ended."""
+        self.node.close()
+        self.node.on_timer()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
 def test_an_episode_that_begins_while_the_last_one_still_ends_waits_for_its_data(tmp_path: Path):
     """The episode manager's next `running` reaches the recorder before the last states, actions and rewards of the
     episode that ended (every topic is its own queue; under load the recorder's lag behind them grows): the ended
-    episode still gets all its frames, the next one all of its own. The node's callbacks are called directly, in
-    that order (no executor), so the interleaving is exact."""
-    import numpy as np
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.parameter import Parameter
-    from std_msgs.msg import String
-
-    from robot_rl.core.types import ActionChunk
-    from robot_rl.nodes.recorder import RecorderNode
-    from robot_rl.ros import convert, records
-
+    episode still gets all its frames, the next one all of its own."""
     dt, steps = 1.0 / FPS, 12
-    context = Context()
-    rclpy.init(context=context)
-    root = tmp_path / "ds"
-    node = RecorderNode(context=context, parameter_overrides=[Parameter("root", value=str(root))])
-
-    def status(episode: int, state: str, stamp: float, **fields) -> None:
-        node.on_status(String(data=records.encode(records.EpisodeStatus(stamp=stamp, episode=episode, state=state,
-                                                                        task="reach", **fields))))
-
-    def states(t: float) -> None:
-        node.on_pose(convert.pose_msg((0.4, 0.0, 0.3 + t / 100), (1.0, 0.0, 0.0, 0.0), t, "base"))
-        node.on_joints(convert.joint_state_msg([f"j{i}" for i in range(8)], [0.1] * 7 + [0.04], [0.0] * 8, t))
-
-    def step(episode: int, t: float, k: int) -> None:
-        """The state at tick t, the action executed there and its reward record one period later."""
-        states(t)
-        node.on_executed(convert.chunk_to_msg(ActionChunk(t, dt, EE_SPACE_NAMES, np.full((1, 7), 0.001))))
-        node.on_reward(String(data=records.encode(records.RewardRecord(stamp=t + dt, episode=episode, step=k,
-                                                                       reward=-0.01 * k, source="sim"))))
-
+    rec = RecorderCalls(tmp_path / "ds")
     starts = (10.0, 10.0 + (steps + 5) * dt)
     try:
-        status(0, "running", starts[0])
+        rec.status(0, "running", starts[0])
         for k in range(steps - 4):
-            step(0, starts[0] + k * dt, k)
-        status(0, "ended", starts[0] + steps * dt, outcome="timeout", executed_steps=steps, held_steps=0)
-        status(1, "running", starts[1])             # before episode 0's last four ticks have been read
+            rec.step(0, starts[0] + k * dt, k)
+        rec.status(0, "ended", starts[0] + steps * dt, outcome="timeout", executed_steps=steps, held_steps=0)
+        rec.status(1, "running", starts[1])             # before episode 0's last four ticks have been read
         for k in range(steps - 4, steps):
-            step(0, starts[0] + k * dt, k)
-        states(starts[0] + steps * dt)              # the state at episode 0's end
-        node.on_timer()
+            rec.step(0, starts[0] + k * dt, k)
+        rec.states(starts[0] + steps * dt)              # the state at episode 0's end
+        rec.node.on_timer()
         for k in range(steps):
-            step(1, starts[1] + k * dt, k)
-        status(1, "ended", starts[1] + steps * dt, outcome="timeout", executed_steps=steps, held_steps=0)
-        states(starts[1] + steps * dt)
-        node.on_timer()
-        assert node.episode is None   # both taken; close() below waits for the writer
+            rec.step(1, starts[1] + k * dt, k)
+        rec.status(1, "ended", starts[1] + steps * dt, outcome="timeout", executed_steps=steps, held_steps=0)
+        rec.states(starts[1] + steps * dt)
+        rec.node.on_timer()
+        assert rec.node.episode is None   # both taken
     finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-    reader = LeRobotReader(root)
+        rec.close()
+    reader = LeRobotReader(tmp_path / "ds")
     assert [meta["length"] for meta in reader.episodes] == [steps, steps]
     for i in range(2):
         assert reader.episode(i)["reward"] == pytest.approx([-0.01 * k for k in range(steps)])
+    assert [(a["kept"], a["cause"]) for a in rec.accountings] == [(steps, ""), (steps, "")]
+
+
+def test_an_episode_taken_at_the_end_time_out_says_so_in_its_accounting(tmp_path: Path):
+    """The reward records of an episode's last ticks never come (a reward node that stopped): after end_timeout_s the
+    episode is saved with what came, and its accounting names the time-out beside the frames without a reward."""
+    dt, steps = 1.0 / FPS, 8
+    rec = RecorderCalls(tmp_path / "ds", end_timeout_s=0.2)
+    try:
+        rec.status(0, "running", 10.0)
+        for k in range(steps):
+            rec.step(0, 10.0 + k * dt, k, reward=k < steps - 2)
+        rec.status(0, "ended", 10.0 + steps * dt, outcome="timeout", executed_steps=steps, held_steps=0)
+        rec.states(10.0 + steps * dt)
+        rec.node.on_timer()
+        assert rec.node.episode == 0   # still waiting for the last rewards
+        time.sleep(0.3)
+        rec.node.on_timer()
+        assert rec.node.episode is None
+    finally:
+        rec.close()
+    [accounting] = rec.accountings
+    assert accounting["kept"] == steps and accounting["rewards_lost"] == 2
+    assert accounting["cause"] == "2 kept without their reward record (taken at end_timeout_s (0.2 s))"
