@@ -7,12 +7,14 @@ Every executable is resolved before any node is returned, so a graph that cannot
 (a missing robot_state_publisher must not leave an arm node connected to the robot). The launch ends when the
 graph's `exit_when` node finishes, and stops the graph and exits 1 when a node fails.
 """
+import signal
 from collections.abc import Callable
 from functools import partial
 
 from ament_index_python.packages import PackageNotFoundError
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable, Shutdown
+from launch.actions import (DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable,
+                            Shutdown, TimerAction)
 from launch.event_handlers import OnProcessExit
 from launch.events.process import ProcessExited
 from launch.substitutions import LaunchConfiguration
@@ -23,6 +25,9 @@ from launch_ros.substitutions import ExecutableInPackage
 from robot_rl import bringup
 
 ExtraNodes = Callable[[bringup.Graph], list[Node]]
+# A terminal's Ctrl-C reaches every process of the group at once: a node can end on it (cleanly, or by the signal)
+# before launch has handled its own. Such an end becomes a failure only if launch is not stopping this much later.
+INTERRUPT_GRACE_S = 2.0
 
 
 class NodeFailed(RuntimeError):
@@ -80,4 +85,13 @@ def on_node_exit(key: str, finishing: set[str], event: ProcessExited, context: L
     if key in finishing and event.returncode == 0:
         finishing.discard(key)
         return None if finishing else [Shutdown(reason=f"node {key!r} finished (the graph's exit_when)")]
-    raise NodeFailed(f"node {key!r} exited with code {event.returncode}; stopping the graph")
+    failure = f"node {key!r} exited with code {event.returncode}; stopping the graph"
+    if event.returncode in (0, -signal.SIGINT):   # perhaps the terminal's Ctrl-C, not yet handled by launch
+        return [TimerAction(period=INTERRUPT_GRACE_S, actions=[OpaqueFunction(function=partial(fail_unless_stopping,
+                                                                                                failure))])]
+    raise NodeFailed(failure)
+
+
+def fail_unless_stopping(failure: str, context: LaunchContext) -> None:
+    if not context.is_shutdown:
+        raise NodeFailed(failure)

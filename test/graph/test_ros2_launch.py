@@ -183,6 +183,20 @@ def test_a_node_that_fails_stops_the_graph_and_launch_exits_non_zero(install, tm
     assert_every_node_finished_cleanly(run, ["episode_manager"])  # stopped, not left running
 
 
+def test_a_node_that_ends_cleanly_but_not_by_the_graphs_rule_still_fails_the_launch(install, tmp_path):
+    """A clean exit may be a terminal's Ctrl-C that launch has not handled yet (graph_launch.INTERRUPT_GRACE_S); when
+    no stop follows, it is a failure all the same."""
+    graph = tmp_path / "early.yaml"
+    graph.write_text(yaml.safe_dump({
+        "name": "early", "namespace": f"lt_early_{random.randint(0, 99999)}", "params_files": ["config/sim.yaml"],
+        "exit_when": "policy", "nodes": [{"executable": n} for n in SIM_NODES[:-1]] + [
+            {"executable": "episode_manager", "params": {"num_episodes": 1, "max_steps": 20}}]}))
+    run, code = Sourced.to_the_end(install, tmp_path, "ros2", "launch", "robot_rl", "sim.launch.py", f"graph:={graph}",
+                                   timeout=120)
+    assert code == 1, run.output[-6000:]
+    assert "node 'episode_manager' exited with code 0; stopping the graph" in run.output, run.output[-6000:]
+
+
 def test_the_bringup_runs_from_the_colcon_install(install, tmp_path):
     share = install / "robot_rl" / "share" / "robot_rl"
     where = Sourced(install, tmp_path, "python", "-c", "from robot_rl import bringup; print(bringup.data_root())")
