@@ -48,6 +48,7 @@ class RewardNode(Node):
         self.ready = False                       # the source has its per-episode setup (guidance)
         self.preparing: Future | None = None
         self.pending: deque[RewardInput] = deque()
+        self.verdict: RewardInput | None = None  # the operator's, scored once every input up to the end has come
         self.last_image = None
         self.last_task_state: dict | None = None
         self.recent: deque[RewardInput] = deque()  # the last RECENT_S of inputs, replayed when an episode starts
@@ -71,6 +72,9 @@ class RewardNode(Node):
             return
         if status.state == "running":
             if status.episode != self.episode:
+                if self.verdict is not None and self.ready:  # the inputs stopped before one after its end came
+                    self.publish(self.verdict)
+                self.verdict = None
                 if self.tally is not None:  # the previous episode's inputs stopped before one after its end came
                     self.report_tally()
                 self.tally = StampTally(status.episode)
@@ -91,7 +95,8 @@ class RewardNode(Node):
         # inputs up to the end still score when they arrive after this status (another topic): the last ticks too
         self.end_stamp = status.stamp
         if self.uses_operator and status.outcome in ("success", "failure") and status.reason == "operator":
-            self.submit(RewardInput(status.stamp, self.last_image, self.last_task_state, operator=status.outcome))
+            # after the records of the inputs up to the end, some still queued on their topic: records stay in order
+            self.verdict = RewardInput(status.stamp, self.last_image, self.last_task_state, operator=status.outcome)
             self.drain()
 
     # ---- inputs ----------------------------------------------------------------------------------------------------
@@ -137,6 +142,9 @@ class RewardNode(Node):
         self.pending.append(obs)
 
     def drain(self) -> None:
+        if self.verdict is not None and self.newest_input > self.end_stamp:
+            self.submit(self.verdict)
+            self.verdict = None
         if self.tally is not None and not self.pending and self.tally.settled(self.newest_input):
             self.report_tally()
         if not self.ready:
