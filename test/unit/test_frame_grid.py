@@ -36,6 +36,12 @@ class Recording:
     def act(self, t: float, value: float = 0.001, teleop: bool = False) -> None:
         self.grid.add_action(t, EE_SPACE_NAMES, np.full(7, value), teleop, DT)
 
+    def step(self, k: int) -> None:
+        """Tick k: its state, the action executed there and its reward record (-0.01) one period later."""
+        self.observe(tick(k))
+        self.act(tick(k))
+        self.grid.add_reward(tick(k + 1), -0.01, False)
+
 
 def test_frames_land_on_the_grid_from_the_first_action():
     rec = Recording()
@@ -144,9 +150,7 @@ def test_frames_opened_after_the_end_before_it_was_known_go_and_give_their_actio
     rec = Recording(cameras=(), hold_s=HOLD_S)
     rec.grid.begin(START)
     for k in range(4):
-        rec.observe(tick(k))
-        rec.act(tick(k))
-        rec.grid.add_reward(tick(k + 1), -0.01, False)
+        rec.step(k)
     rec.observe(tick(4))   # the state at the end: a frame opens (the end is not known yet), a hold is executed
     rec.observe(tick(5))   # the next episode starts at tick 5 with an action there
     rec.act(tick(5), value=0.5)
@@ -171,9 +175,7 @@ def test_a_frame_is_written_once_states_hold_s_newer_have_come():
     rec.grid.begin(START)
     ticks = int(HOLD_S * FPS)
     for k in range(ticks + 2):
-        rec.observe(tick(k))
-        rec.act(tick(k))
-        rec.grid.add_reward(tick(k + 1), -0.01, False)
+        rec.step(k)
         assert len(rec.frames) == max(0, k - ticks + 1)
 
 
@@ -181,9 +183,7 @@ def test_the_last_written_frame_is_marked_done_when_a_skipped_one_follows_it():
     rec = Recording(cameras=())
     rec.grid.begin(START)
     for k in range(3):
-        rec.observe(tick(k))
-        rec.act(tick(k))
-        rec.grid.add_reward(tick(k + 1), -0.01, False)
+        rec.step(k)
     rec.observe(tick(3))   # no action comes for this frame: skipped
     rec.observe(tick(4))
     rec.act(tick(4) + 0.5 * DT)   # an action past it (another grid): frame 3 is late, without its action
@@ -197,16 +197,12 @@ def test_a_hold_in_another_action_space_counts_for_the_episode_whose_tick_it_is_
     rec = Recording(cameras=())
     rec.grid.begin(START)
     for k in range(3):
-        rec.observe(tick(k))
-        rec.act(tick(k))
-        rec.grid.add_reward(tick(k + 1), -0.01, False)
+        rec.step(k)
     rec.grid.end_at(tick(3))
     rec.grid.add_action(tick(4), JOINT_SPACE_NAMES, np.zeros(8), False, DT)   # the next episode's first tick
     rec.observe(tick(3))
     assert "foreign_actions" not in rec.grid.finish()
     rec.grid.begin(tick(4))
     for k in range(5, 7):
-        rec.observe(tick(k))
-        rec.act(tick(k))
-        rec.grid.add_reward(tick(k + 1), -0.01, False)
+        rec.step(k)
     assert rec.grid.finish()["foreign_actions"] == 1
