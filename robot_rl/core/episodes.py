@@ -22,6 +22,7 @@ import numpy as np
 EXECUTED_COUNTERS = ("points_executed", "ticks_idle", "ticks_watchdog")
 HELD_COUNTERS = ("ticks_idle", "ticks_watchdog")
 ARM_COUNTS_WAIT_S = 2.0  # wall seconds an ending episode waits for the arm's final counters (sent before its reply)
+REWARD_WAIT_S = 5.0  # wall seconds a timed-out episode waits for the reward records up to its time limit
 
 
 @dataclass
@@ -56,6 +57,7 @@ class EpisodeBook:
         self.start_stamp = 0.0
         self.done = False
         self.last_reward = (0.0, 0.0)  # (robot stamp, wall time) of the running episode's newest reward, or its start
+        self.rewarded = False  # a reward record of the running episode came
         self.active_version = -1     # what the policy node runs (policy/active)
         self.published_version = -1  # the newest the learner announced (policy/version)
         self.trained_through = -1    # the newest episode whose updates the learner's published weights hold
@@ -74,10 +76,17 @@ class EpisodeBook:
             self.end_stamp = stamp
 
     def on_reward(self, stamp: float, episode: int, success: bool, source: str) -> None:
-        if self.phase == "running" and episode == self.episode and stamp >= self.start_stamp:
-            self.last_reward = (stamp, time.monotonic())
-            if success and self.cfg.terminate_on_success:
-                self.request_end("success", f"{source} reported success", stamp)
+        """A success ends the episode; one stamped within the time limit still does after the limit was read, as
+        a reward node behind the robot's clock can score the episode's last steps once it is ending."""
+        if self.phase not in ("running", "ending") or episode != self.episode or stamp < self.start_stamp:
+            return
+        self.last_reward, self.rewarded = (stamp, time.monotonic()), True
+        if not (success and self.cfg.terminate_on_success):
+            return
+        if self.end_request is None:
+            self.request_end("success", f"{source} reported success", stamp)
+        elif self.end_request[0] == "timeout" and self.end_stamp is not None and stamp <= self.end_stamp:
+            self.end_request, self.end_stamp = ("success", f"{source} reported success"), stamp
 
     def on_arm_status(self, stamp: float, state: str, message: str, watchdog: bool,
                       executor: dict[str, float] | None = None) -> None:
@@ -106,8 +115,9 @@ class EpisodeBook:
 
     def check_running(self, now: float) -> None:
         """Time out after max_steps; interrupt on a reward outage."""
-        if self.end_request is None and now - self.start_stamp >= self.cfg.max_steps * self.period - 1e-9:
-            self.request_end("timeout", f"{self.cfg.max_steps} steps")
+        limit = self.start_stamp + self.cfg.max_steps * self.period
+        if self.end_request is None and now >= limit - 1e-9:
+            self.request_end("timeout", f"{self.cfg.max_steps} steps", limit)
         if self.end_request is None and self.reward_outage(now):
             self.request_end("interrupted", f"no reward record for {self.cfg.reward_timeout_s} s: is the "
                                             "reward node running?")
@@ -162,7 +172,7 @@ class EpisodeBook:
 
     def start_running(self) -> None:
         self.end_request = None
-        self.last_reward = (self.start_stamp, time.monotonic())
+        self.last_reward, self.rewarded = (self.start_stamp, time.monotonic()), False
         self.phase = "running"
 
     def arm_disabled(self) -> None:
@@ -170,10 +180,15 @@ class EpisodeBook:
 
     def ready_to_finish(self) -> bool:
         """The arm is disabled and its final counters of the episode are in, or will not come (a driver without
-        counters, or none within ARM_COUNTS_WAIT_S of its reply)."""
-        return self.disabled_at is not None and (
-            self.arm_counts_start is None or self.arm_counts_end is not None
-            or time.monotonic() - self.disabled_at > ARM_COUNTS_WAIT_S)
+        counters, or none within ARM_COUNTS_WAIT_S of its reply); a timeout also waits (REWARD_WAIT_S at most) for
+        the reward records up to its limit, where a late success may be."""
+        if self.disabled_at is None:
+            return False
+        waited = time.monotonic() - self.disabled_at
+        counted = self.arm_counts_start is None or self.arm_counts_end is not None or waited > ARM_COUNTS_WAIT_S
+        scored = (not self.rewarded or self.end_request[0] != "timeout" or self.end_stamp is None
+                  or self.last_reward[0] > self.end_stamp - 0.5 * self.period or waited > REWARD_WAIT_S)
+        return counted and scored
 
     def executed_counts(self) -> tuple[int | None, int | None, float | None]:
         """(ticks executed, of those held, the stamp the driver stopped at) of the ending episode, or Nones."""

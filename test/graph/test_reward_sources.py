@@ -7,6 +7,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from robot_rl import bringup
+from robot_rl.core.types import CONTROL_HZ
 from robot_rl.data.collect_sim import collect_demos
 from robot_rl.rewards.classifier import labelled_frames, load_classifier, train_classifier
 from robot_rl.rewards.deg_tools import train_deg
@@ -156,7 +157,9 @@ def test_classifier_records_carry_confidence_and_its_success_ends_the_episode(gr
     recs = graph_run["rewards"]["classifier"]
     assert recs and all(r.source == "classifier" and 0.0 <= r.terms["confidence"] <= 1.0 for r in recs)
     outcome = ended(graph_run["statuses"]["classifier"])[0]
-    if any(r.success for r in recs):
+    start = next(s.stamp for s in graph_run["statuses"]["classifier"] if s.state == "running")
+    limit = start + GRAPHS["classifier"][1] / CONTROL_HZ  # records past it can come before the ended status
+    if any(r.success and r.stamp <= limit for r in recs):
         assert outcome.outcome == "success" and "classifier" in outcome.reason
     else:
         assert outcome.outcome == "timeout"

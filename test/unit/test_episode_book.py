@@ -36,6 +36,28 @@ def test_timeout_after_max_steps_and_interrupt_on_the_arms_watchdog(tmp_path):
     assert other.end_request[0] == "interrupted" and "watchdog" in other.end_request[1]
 
 
+def test_a_success_the_reward_node_was_late_with_still_ends_a_timed_out_episode_as_success(tmp_path):
+    """The reward node lags the robot's clock: the limit is read while records up to it are still on their way."""
+    def timed_out_book():
+        book = running_book(tmp_path, max_steps=15)
+        book.on_reward(10.2, book.episode, False, "classifier")
+        book.check_running(11.2)                                        # the limit (11.0) read late
+        book.phase = "ending"
+        book.arm_disabled()
+        return book
+
+    book = timed_out_book()
+    assert book.end_request[0] == "timeout" and not book.ready_to_finish()  # records up to 11.0 still to come
+    book.on_reward(10.6, book.episode, True, "classifier")
+    result = book.finish(now=11.3)
+    assert (result.outcome, result.steps, result.reason) == ("success", 9, "classifier reported success")
+    late = timed_out_book()
+    late.on_reward(11.07, late.episode, True, "classifier")           # past the limit: the timeout stands
+    assert late.ready_to_finish()
+    result = late.finish(now=11.3)
+    assert (result.outcome, result.steps) == ("timeout", 15)              # at the limit, not when it was read
+
+
 def test_online_rl_waits_for_newer_weights_that_the_policy_node_runs(tmp_path):
     book = running_book(tmp_path, policy_sync="each_episode")
     book.published_version, book.active_version = 0, 0
