@@ -6,6 +6,7 @@ out-of-range value stops the node before it starts anything, with a message that
 """
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 from typing import TypeVar
@@ -23,6 +24,7 @@ from robot_rl.ros import records
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 RecordT = TypeVar("RecordT", bound=records.Record)
 ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+STUCK_STOP_S = 5.0  # a node still stopping after this long prints every thread's stack (launch escalates to SIGTERM)
 
 
 class ConfigError(ValueError):
@@ -81,10 +83,23 @@ class StopSignals:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
 
+    def begin(self) -> None:
+        """The node is stopping: from here on a signal must not interrupt the cleanup."""
+        self.stopping = True
+        faulthandler.dump_traceback_later(STUCK_STOP_S)
+
+    def done(self) -> None:
+        """The node has stopped: ignore stop signals for the rest of the process. The interpreter's own teardown
+        (torch, MuJoCo's renderer, DDS: seconds under load) restores the default handlers, so a Ctrl-C or launch's
+        SIGINT arriving then would kill the process and a clean stop would read as a crash (exit code -2)."""
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
     def _on_signal(self, signum: int, _frame) -> None:
         if self.stopping:
             return
-        self.stopping = True
+        self.begin()
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         rclpy.try_shutdown()
@@ -131,11 +146,12 @@ def run_node(node_factory, args: list[str] | None = None) -> int:
             raise
         code = 0  # SIGTERM's shutdown landed between two waits of the executor: a clean stop, not an error
     finally:
-        stop.stopping = True  # from here on a signal must not interrupt the cleanup
+        stop.begin()
         if node is not None and hasattr(node, "close"):
             node.close()
         executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        stop.done()
     return code

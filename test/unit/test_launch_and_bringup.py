@@ -292,3 +292,25 @@ def test_a_second_signal_during_a_nodes_cleanup_does_not_interrupt_it(tmp_path, 
     reader.join(timeout=5)
     out = list(lines.queue)
     assert proc.returncode == 0 and "closed" in out and not any("Traceback" in line for line in out), out
+
+
+def test_signals_that_keep_coming_while_a_stopped_node_exits_do_not_kill_it(tmp_path):
+    """After its cleanup the interpreter's own teardown (torch, MuJoCo, DDS: seconds under load) restores the default
+    handlers: a signal then killed the node (-2), and launch reported a clean stop as a crash."""
+    script = tmp_path / "node.py"
+    script.write_text(NODE_WITH_A_SLOW_CLOSE)
+    proc = subprocess.Popen([sys.executable, str(script)], env=bringup.ros_environment(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert [proc.stdout.readline().strip() for _ in range(2)] == ["closing", "closed"]
+        while proc.poll() is None:  # until it has exited: every moment of its teardown gets a signal
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.001)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == 0
