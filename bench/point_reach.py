@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from robot_rl.core.yaml_config import apply_sets
 from robot_rl.policies.base import PolicySpec
 from robot_rl.policies.flow import FlowMatchingPolicy
 from robot_rl.policies.normalizer import Normalizer
@@ -76,16 +77,20 @@ def noisy_prior(demos, seed: int) -> FlowMatchingPolicy:
     return bc_on_episodes(policy, demos, steps=1500, seed=seed)
 
 
-def run(mode: str, seed: int = 0, env_steps: int = 3000, eval_every: int = 500) -> Curve:
-    """One seeded run; the curve's first point is the prior, evaluated on 40 fixed episodes like every later one."""
+# the toy's scale: a small critic, short horizon (γ 0.9: over a 20-step task a step saved is worth ~10 % of the value,
+# which a small critic can rank by), small batches; everything else is POCOConfig's defaults
+TOY = {"batch_size": 64, "gamma": 0.9, "critic_hidden": 64, "critic_depth": 2, "lr": 1e-3}
+
+
+def run(mode: str, seed: int = 0, env_steps: int = 3000, eval_every: int = 500, eval_episodes: int = 100,
+        sets: list[str] = ()) -> Curve:
+    """One seeded run; the curve's first point is the prior (after the critic's warm-up), evaluated on the same
+    `eval_episodes` episodes as every later one. `sets`: poco.KEY=VALUE over the toy's settings."""
     demos = noisy_expert_episodes(DEMOS, noise=DEMO_NOISE, rng=np.random.default_rng(seed))
-    # γ 0.9: over a 20-step task a step saved is worth ~10 % of the value, which a small critic can rank by
-    cfg = POCOConfig(mode=mode, num_candidates=32, batch_size=64, warmup_updates=200, clip=1.0, gamma=0.9,
-                     critic_hidden=64, critic_depth=2, lr=1e-3, temperature=1e-3, critic_pretrain_updates=0,
-                     bc_anchor="buffer")
+    cfg = POCOConfig.model_validate(apply_sets({"poco": {**TOY, "mode": mode}}, list(sets))["poco"])
     learner = POCOLearner(noisy_prior(demos, seed), cfg, seed=seed)
     store = ReplayStore(HORIZON, cfg.gamma)
     for episode in demos:
         store.add(episode)
     return finetune(PointReach(), learner, store, OnlineConfig(env_steps=env_steps, eval_every=eval_every,
-                                                               eval_episodes=40, seed=seed))
+                                                               eval_episodes=eval_episodes, seed=seed))
