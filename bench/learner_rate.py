@@ -21,20 +21,6 @@ from bench.report import machine_line, markdown_table, write_section
 STATE_DIM = 25  # data.features: 15-D robot state + 10-D environment state
 
 
-def random_store(horizon: int, gamma: float, action_dim: int, episodes: int, steps: int, seed: int):
-    """A ReplayStore of random episodes (states, normalised actions in [-1, 1], rewards, terminal flags)."""
-    from robot_rl.rl.replay import Episode, ReplayStore
-
-    rng = np.random.default_rng(seed)
-    store = ReplayStore(horizon, gamma)
-    for _ in range(episodes):
-        store.add(Episode(states=rng.normal(size=(steps + 1, STATE_DIM)).astype(np.float32),
-                          actions=rng.uniform(-1, 1, (steps, action_dim)).astype(np.float32),
-                          rewards=rng.normal(size=steps).astype(np.float32), terminated=bool(rng.random() < 0.5),
-                          source="offline"))
-    return store
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=50, help="timed updates per mode")
@@ -48,6 +34,7 @@ def main(argv=None) -> int:
     from robot_rl.core.types import EE_SPACE_NAMES
     from robot_rl.policies import PolicySpec, build_policy
     from robot_rl.rl.poco import POCOConfig, POCOLearner
+    from robot_rl.rl.replay import random_store
 
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
@@ -64,7 +51,7 @@ def main(argv=None) -> int:
     learners = {name: POCOLearner(copy.deepcopy(prior), POCOConfig(batch_size=args.batch_size, warmup_updates=0,
                                                                    **kw), seed=0)
                 for name, kw in modes.items()}
-    store = random_store(spec.horizon, 0.99, spec.action_dim, episodes=20, steps=60, seed=0)
+    store = random_store(spec.horizon, 0.99, STATE_DIM, spec.action_dim, episodes=20, steps=60, seed=0)
     batch = store.sample(args.batch_size, np.random.default_rng(0))
     obs = {"state": torch.as_tensor(batch.states[:1])}
 

@@ -252,20 +252,14 @@ def demo_learner_setup(batch_size: int, seed: int = 0):
     off) and a ReplayStore of random episodes, as bench/learner_rate.py measures it."""
     from robot_rl.core.types import EE_SPACE_NAMES
     from robot_rl.policies import PolicySpec, build_policy
-    from robot_rl.rl.replay import Episode, ReplayStore
+    from robot_rl.rl.replay import random_store
 
-    state_dim, steps = 25, 60
+    state_dim = 25
     torch.manual_seed(seed)
     spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=state_dim, environment_state=True,
                       horizon=5, execute_steps=5, hidden_dim=128)
     cfg = POCOConfig(batch_size=batch_size, warmup_updates=0)
-    rng = np.random.default_rng(seed)
-    store = ReplayStore(spec.horizon, cfg.gamma)
-    for _ in range(20):
-        store.add(Episode(states=rng.normal(size=(steps + 1, state_dim)).astype(np.float32),
-                          actions=rng.uniform(-1, 1, (steps, spec.action_dim)).astype(np.float32),
-                          rewards=rng.normal(size=steps).astype(np.float32), terminated=bool(rng.random() < 0.5),
-                          source="offline"))
+    store = random_store(spec.horizon, cfg.gamma, state_dim, spec.action_dim, episodes=20, steps=60, seed=seed)
     return build_policy(spec), cfg, store
 
 

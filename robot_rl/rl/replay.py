@@ -114,6 +114,20 @@ class ReplayStore:
                 np.float32(expert), t, end)
 
 
+def random_store(horizon: int, gamma: float, state_dim: int, action_dim: int, episodes: int, steps: int,
+                 seed: int) -> ReplayStore:
+    """Episodes of random numbers (states, normalised actions in [-1, 1], rewards, terminal flags): an update costs
+    the same on them as on real data, so the learner's timing benches and checks need no demonstrations."""
+    rng = np.random.default_rng(seed)
+    store = ReplayStore(horizon, gamma)
+    for _ in range(episodes):
+        store.add(Episode(states=rng.normal(size=(steps + 1, state_dim)).astype(np.float32),
+                          actions=rng.uniform(-1, 1, (steps, action_dim)).astype(np.float32),
+                          rewards=rng.normal(size=steps).astype(np.float32), terminated=bool(rng.random() < 0.5),
+                          source="offline"))
+    return store
+
+
 def intervention_segments(episode: Episode) -> list[Episode]:
     """The stretches of an online episode where a human was in control, each as a demonstration ("offline", never
     evicted): the learner keeps them in the store a second time, as HIL-SERL adds interventions to its demo buffer.
