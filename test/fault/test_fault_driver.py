@@ -170,7 +170,13 @@ def test_robot_reflex_gives_error_state_then_recover_and_continue(arm):
     os.kill(server.proc.pid, signal.SIGUSR1)
     error = driver.wait(lambda: next((s for s in watch.arm[statuses:] if s.state == "error"), None), 10, "error state")
     assert "reflex" in error.message, error.message
-    wait_for(lambda: watch.joints and watch.joints[-1][0] > error.stamp + 0.5, 10, "half a second in error")
+    try:  # a liveness wait, not the property under test: generous, and it says what did come
+        wait_for(lambda: watch.joints and watch.joints[-1][0] > error.stamp + 0.5, 20, "half a second in error")
+    except AssertionError as err:
+        after = [t for t, _ in watch.joints if t > error.stamp]
+        raise AssertionError(f"{err}: {len(after)} joint states stamped after the error at {error.stamp:.3f} (newest "
+                             f"{max(after, default=float('nan')):.3f}); arm states since: "
+                             f"{[(s.state, round(s.stamp, 3)) for s in watch.arm[statuses:]][-10:]}") from None
     assert [c for c in watch.executed[moving:] if c.stamp > error.stamp + 1e-6] == []
     held = np.array([q[:7] for t, q in watch.joints if error.stamp + 0.2 <= t <= error.stamp + 0.5])
     assert np.ptp(held, axis=0).max() < 0.01, "the arm moved while in error"
