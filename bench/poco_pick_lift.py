@@ -116,13 +116,13 @@ def main(argv=None) -> int:
     plot(runs, labels, ROOT / "docs" / f"{args.name}.png", "pick_lift (gym)")
     cfg = DemoConfig()
     sets = " ".join(f"--set {s}" for s in args.set)
-    ablations = " ".join(f"--ablate {a}" for a in args.ablate) + (f" --compare {args.compare}" if args.compare else "")
+    ablations = " ".join([f"--ablate {a}" for a in args.ablate] + ([f"--compare {args.compare}"] if args.compare else []))
     write_section(args.name, "\n".join([
         f"## {'POCO and its baselines' if args.modes else 'POCO ablations'} on pick_lift (gym, powered evaluation)",
         "",
         f"`python -m bench.poco_pick_lift --name {args.name} --seeds {' '.join(map(str, args.seeds))} --modes "
         f"{' '.join(args.modes)} --env-steps {args.env_steps} --eval-every {args.eval_every} --eval-episodes "
-        f"{args.eval_episodes}{' ' + sets if sets else ''}{' ' + ablations if ablations.strip() else ''}` "
+        f"{args.eval_episodes}{' ' + sets if sets else ''}{' ' + ablations if ablations else ''}` "
         f"({(time.monotonic() - start) / 60:.0f} min). {machine_line()}",
         "",
         f"Per training seed: {cfg.demo_episodes} scripted demonstrations with noise {cfg.demo_noise} and a flow prior "
