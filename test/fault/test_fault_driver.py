@@ -40,8 +40,11 @@ def bridge(tmp_path_factory):
 def arm(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("arm")
     with franky_sim_server(tmp, script=REFLEX_SERVER) as server:
+        # joint_states and ee_pose at the lowest rate the arm allows: the Watch keeps every sample in Python, and at
+        # 200 Hz a starved test process fell seconds behind them (status records, 2 Hz, still came on time)
         driver = Driver("/fault_arm", "arm", "config/arm.yaml",
-                        [f"robot.host={server.address}", "robot.realtime=ignore", *COMMON_OVERRIDES, *WORKSPACE], tmp)
+                        [f"robot.host={server.address}", "robot.realtime=ignore", "state_hz=100.0", *COMMON_OVERRIDES,
+                         *WORKSPACE], tmp)
         try:
             yield driver, Watch(driver.probe, driver.ns), server
         finally:
@@ -143,7 +146,7 @@ def test_estop_stops_within_one_control_tick(request, name):
     statuses = len(watch.arm)
     assert driver.call(Trigger, "arm/stop", Trigger.Request()).success
     stop = wait_for(lambda: next((s for s in watch.arm[statuses:] if s.state == "estop"), None), 10, "estop status")
-    wait_for(lambda: watch.poses and watch.poses[-1][0] > stop.stamp + 1.0, 15, "a second after the stop")
+    driver.wait(lambda: watch.poses and watch.poses[-1][0] > stop.stamp + 1.0, 15, "a second after the stop")
     policy = [c.stamp for c in watch.executed[moving:] if c.source == "policy"]
     after_stop = [t for t in policy if t >= stop.stamp - 1e-6]
     at_stop = next(np.array(p) for t, p in reversed(watch.poses) if t <= stop.stamp)
@@ -170,13 +173,7 @@ def test_robot_reflex_gives_error_state_then_recover_and_continue(arm):
     os.kill(server.proc.pid, signal.SIGUSR1)
     error = driver.wait(lambda: next((s for s in watch.arm[statuses:] if s.state == "error"), None), 10, "error state")
     assert "reflex" in error.message, error.message
-    try:  # a liveness wait, not the property under test: generous, and it says what did come
-        wait_for(lambda: watch.joints and watch.joints[-1][0] > error.stamp + 0.5, 20, "half a second in error")
-    except AssertionError as err:
-        after = [t for t, _ in watch.joints if t > error.stamp]
-        raise AssertionError(f"{err}: {len(after)} joint states stamped after the error at {error.stamp:.3f} (newest "
-                             f"{max(after, default=float('nan')):.3f}); arm states since: "
-                             f"{[(s.state, round(s.stamp, 3)) for s in watch.arm[statuses:]][-10:]}") from None
+    driver.wait(lambda: watch.joints and watch.joints[-1][0] > error.stamp + 0.5, 20, "half a second in error")
     assert [c for c in watch.executed[moving:] if c.stamp > error.stamp + 1e-6] == []
     held = np.array([q[:7] for t, q in watch.joints if error.stamp + 0.2 <= t <= error.stamp + 0.5])
     assert np.ptp(held, axis=0).max() < 0.01, "the arm moved while in error"
