@@ -3,7 +3,6 @@ franky-sim server the arm node drives. Shared by test_driver_contract.py and tes
 from __future__ import annotations
 
 import os
-import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -66,7 +65,6 @@ class Driver:
         self.joints = None
         self.stamp = 0.0
         self.joint_names: list[str] = []
-        self.joint_arrivals: list[float] = []
         self.ee_position = None
         self.ee_frame = ""
         self.status: records.ArmStatus | None = None
@@ -88,7 +86,6 @@ class Driver:
     def _on_joints(self, msg: JointState) -> None:
         self.joints, self.stamp = np.array(msg.position), convert.from_time(msg.header.stamp)
         self.joint_names = list(msg.name)
-        self.joint_arrivals.append(time.monotonic())
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p = msg.pose.position
