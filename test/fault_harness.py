@@ -63,6 +63,9 @@ class Watch:
         sub(JointTrajectory, self.topic(contract.ACTION_CHUNK), self._on_chunk, contract.ACTION_CHUNK.qos)
         sub(JointState, self.topic(contract.JOINT_STATES),
             lambda m: self.joints.append((convert.from_time(m.header.stamp), list(m.position))), contract.LOSSLESS)
+        self.clock_now = 0.0  # the newest /clock, keep-last 1: current even when the deep streams above lag behind
+        sub(contract.CLOCK.msg_type, f"{self.ns}/clock",
+            lambda m: setattr(self, "clock_now", convert.from_time(m.clock)), contract.CLOCK.qos)
         sub(PoseStamped, self.topic(contract.EE_POSE),
             lambda m: self.poses.append((convert.from_time(m.header.stamp),
                                          (m.pose.position.x, m.pose.position.y, m.pose.position.z))),
