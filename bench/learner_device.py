@@ -19,25 +19,15 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from bench.learner_rate import STATE_DIM
 from bench.report import machine_line, markdown_table, write_results, write_section
 
 
 def updates_per_s(device: str, batch_size: int, candidates: int, warmup: int, updates: int) -> float:
-    import torch
+    from robot_rl.rl.distributed import demo_learner_setup
+    from robot_rl.rl.poco import POCOLearner
 
-    from robot_rl.core.types import EE_SPACE_NAMES
-    from robot_rl.policies.base import PolicySpec
-    from robot_rl.policies.flow import FlowMatchingPolicy
-    from robot_rl.rl.poco import POCOConfig, POCOLearner
-    from robot_rl.rl.replay import random_store
-
-    torch.manual_seed(0)
-    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=STATE_DIM, environment_state=True,
-                      horizon=5, execute_steps=5, hidden_dim=128)
-    learner = POCOLearner(FlowMatchingPolicy(spec).to(device),
-                          POCOConfig(batch_size=batch_size, num_candidates=candidates, warmup_updates=0), seed=0)
-    store = random_store(spec.horizon, 0.99, STATE_DIM, spec.action_dim, episodes=40, steps=60, seed=0)
+    policy, cfg, store = demo_learner_setup(batch_size, episodes=40, num_candidates=candidates)
+    learner = POCOLearner(policy.to(device), cfg, seed=0)
     batch = store.sample(batch_size, np.random.default_rng(0))
     for _ in range(warmup):
         learner.update(batch)

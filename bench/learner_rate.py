@@ -18,8 +18,6 @@ from tqdm import tqdm
 
 from bench.report import machine_line, markdown_table, write_section
 
-STATE_DIM = 25  # data.features: 15-D robot state + 10-D environment state
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -31,18 +29,13 @@ def main(argv=None) -> int:
 
     import torch
 
-    from robot_rl.core.types import EE_SPACE_NAMES
-    from robot_rl.policies import PolicySpec, build_policy
+    from robot_rl.rl.distributed import demo_learner_setup
     from robot_rl.rl.poco import POCOConfig, POCOLearner
-    from robot_rl.rl.replay import random_store
 
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
-    torch.manual_seed(0)
-    # The demo's policy (robot_rl/demo.py + config/poco.yaml): flow matching, horizon 5, hidden 128.
-    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=STATE_DIM, environment_state=True,
-                      horizon=5, execute_steps=5, hidden_dim=128)
-    prior = build_policy(spec)
+    prior, _, store = demo_learner_setup(args.batch_size)
+    spec = prior.spec
     demo_n = POCOConfig().num_candidates  # the default, as in the demo
     modes = {"bc (critic + BC)": dict(mode="bc"),
              **{f"poco N={n}": dict(mode="poco", num_candidates=n) for n in args.candidates},
@@ -51,7 +44,6 @@ def main(argv=None) -> int:
     learners = {name: POCOLearner(copy.deepcopy(prior), POCOConfig(batch_size=args.batch_size, warmup_updates=0,
                                                                    **kw), seed=0)
                 for name, kw in modes.items()}
-    store = random_store(spec.horizon, 0.99, STATE_DIM, spec.action_dim, episodes=20, steps=60, seed=0)
     batch = store.sample(args.batch_size, np.random.default_rng(0))
     obs = {"state": torch.as_tensor(batch.states[:1])}
 
@@ -82,7 +74,7 @@ def main(argv=None) -> int:
                             "act() p50 (ms, batch 1)"], rows)
     text = (f"`POCOLearner.update` on one fixed batch of {args.batch_size} chunks from a ReplayStore of random "
             f"episodes, the demo's configuration: flow-matching policy (hidden 128, depth 3, 10 flow steps, horizon "
-            f"5, EE-space actions, 25-D state with the environment state), critic ensemble of 2 MLPs (256 wide, "
+            f"5, EE-space actions, {spec.state_dim}-D state with the environment state), critic ensemble of 2 MLPs (256 wide, "
             f"depth 3), warm-up off so every update carries the mode's actor term; one torch thread, modes "
             f"interleaved update by update. *bc* = the critic TD update plus the BC actor loss; *poco N* adds the "
             f"E-step (N policy samples, ranked by the target critic) and the clipped M-step loss on all B·N "

@@ -179,16 +179,24 @@ class EpisodeBook:
         self.disabled_at = time.monotonic()
 
     def ready_to_finish(self) -> bool:
-        """The arm is disabled and its final counters of the episode are in, or will not come (a driver without
-        counters, or none within ARM_COUNTS_WAIT_S of its reply); a timeout also waits (REWARD_WAIT_S at most) for
-        the reward records up to its limit, where a late success may be."""
+        """The arm is disabled, its final counters of the episode are in (or will not come), and a timeout has the
+        reward records up to its limit (or has waited for them long enough)."""
         if self.disabled_at is None:
             return False
         waited = time.monotonic() - self.disabled_at
-        counted = self.arm_counts_start is None or self.arm_counts_end is not None or waited > ARM_COUNTS_WAIT_S
-        scored = (not self.rewarded or self.end_request[0] != "timeout" or self.end_stamp is None
-                  or self.last_reward[0] > self.end_stamp - 0.5 * self.period or waited > REWARD_WAIT_S)
-        return counted and scored
+        return self._arm_counted(waited) and self._rewards_in(waited)
+
+    def _arm_counted(self, waited: float) -> bool:
+        """The arm's final counters came, or will not: a driver without counters, or none within ARM_COUNTS_WAIT_S
+        of its reply."""
+        return self.arm_counts_start is None or self.arm_counts_end is not None or waited > ARM_COUNTS_WAIT_S
+
+    def _rewards_in(self, waited: float) -> bool:
+        """Only a timeout waits for rewards: the reward node runs behind the robot's clock, and a success it scored
+        before the limit may still be on its way (REWARD_WAIT_S at most; no wait where no reward ever came)."""
+        if not self.rewarded or self.end_request[0] != "timeout" or self.end_stamp is None:
+            return True
+        return self.last_reward[0] > self.end_stamp - 0.5 * self.period or waited > REWARD_WAIT_S
 
     def executed_counts(self) -> tuple[int | None, int | None, float | None]:
         """(ticks executed, of those held, the stamp the driver stopped at) of the ending episode, or Nones."""

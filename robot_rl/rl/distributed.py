@@ -247,19 +247,30 @@ def weight_spread(learner: POCOLearner) -> float:
     return spread.item()
 
 
-def demo_learner_setup(batch_size: int, seed: int = 0):
-    """The demo's learner (flow policy, hidden 128, horizon 5, EE-space actions, 25-D state; default POCOConfig, warm-up
-    off) and a ReplayStore of random episodes, as bench/learner_rate.py measures it."""
+def demo_policy_spec():
+    """The demo's policy (robot_rl/demo.py's defaults) on the sim's state-only observation: flow matching, horizon 5,
+    EE-space actions, robot state + environment state (core.state). The learner benches time this shape."""
+    from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES
     from robot_rl.core.types import EE_SPACE_NAMES
-    from robot_rl.policies import PolicySpec, build_policy
+    from robot_rl.demo import DemoConfig
+    from robot_rl.policies import PolicySpec
+
+    return PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES),
+                      state_dim=len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES), environment_state=True,
+                      horizon=5, execute_steps=5, hidden_dim=DemoConfig().hidden_dim)
+
+
+def demo_learner_setup(batch_size: int, seed: int = 0, episodes: int = 20, **poco):
+    """The demo's policy (demo_policy_spec, fresh weights from `seed`), a POCOConfig with warm-up off (and `poco`'s
+    fields) and a ReplayStore of random episodes: what the learner benches and the distributed check time."""
+    from robot_rl.policies import build_policy
     from robot_rl.rl.replay import random_store
 
-    state_dim = 25
     torch.manual_seed(seed)
-    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=state_dim, environment_state=True,
-                      horizon=5, execute_steps=5, hidden_dim=128)
-    cfg = POCOConfig(batch_size=batch_size, warmup_updates=0)
-    store = random_store(spec.horizon, cfg.gamma, state_dim, spec.action_dim, episodes=20, steps=60, seed=seed)
+    spec = demo_policy_spec()
+    cfg = POCOConfig(batch_size=batch_size, warmup_updates=0, **poco)
+    store = random_store(spec.horizon, cfg.gamma, spec.state_dim, spec.action_dim, episodes=episodes, steps=60,
+                         seed=seed)
     return build_policy(spec), cfg, store
 
 
