@@ -14,6 +14,9 @@ against the steps the arm executed, and why any tick has none (core.episodes.Sta
 """
 from __future__ import annotations
 
+import sys
+import time
+import traceback
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -32,11 +35,11 @@ RECENT_S = 2.0  # robot seconds of inputs kept for an episode whose `running` st
 
 
 class RewardNode(Node):
-    def __init__(self):
-        super().__init__("reward")
+    def __init__(self, source_factory=make_source, **node_kwargs):
+        super().__init__("reward", **node_kwargs)
         self.cfg = declare_config(self, RewardConfig)
         try:
-            self.source: RewardSource = make_source(self.cfg)
+            self.source: RewardSource = source_factory(self.cfg)
         except (ValueError, FileNotFoundError) as err:  # e.g. no trained model at the configured path
             raise ConfigError(f"reward source {self.cfg.source!r}: {err}") from None
         self.uses_operator = "human" in (self.cfg.source, self.cfg.success_source if self.cfg.source == "deg+" else "")
@@ -47,12 +50,13 @@ class RewardNode(Node):
         self.step = 0
         self.ready = False                       # the source has its per-episode setup (guidance)
         self.preparing: Future | None = None
+        self.preparing_since = 0.0               # monotonic time the setup was submitted
         self.pending: deque[RewardInput] = deque()
         self.verdict: RewardInput | None = None  # the operator's, scored once every input up to the end has come
         self.last_image = None
         self.last_task_state: dict | None = None
         self.recent: deque[RewardInput] = deque()  # the last RECENT_S of inputs, replayed when an episode starts
-        self.workers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
+        self.workers = self._new_worker()
         self.pub = None  # made on the first input, so a reward publisher in the graph means its inputs arrive
         self.pub_status = contract.publisher(self, contract.REWARD_STATUS)
         self.tally: StampTally | None = None  # the newest episode's, until reported
@@ -134,6 +138,7 @@ class RewardNode(Node):
     def submit(self, obs: RewardInput) -> None:
         if self.preparing is None and not self.ready:  # the episode's first frame: make its guidance off-loop
             self.preparing = self.workers.submit(self.source.prepare, obs, self.task)
+            self.preparing_since = time.monotonic()
         if len(self.pending) >= self.cfg.max_pending_frames:
             self.get_logger().warning("reward source still preparing; dropping the oldest queued frame",
                                       throttle_duration_sec=1.0)
@@ -148,21 +153,42 @@ class RewardNode(Node):
         if self.tally is not None and not self.pending and self.tally.settled(self.newest_input):
             self.report_tally()
         if not self.ready:
-            if self.preparing is None or not self.preparing.done():
+            if self.preparing is None:
                 return
-            err = self.preparing.exception()
-            if err is not None:
-                self.get_logger().error(f"episode {self.episode}: reward source setup failed: {err}; "
-                                        "no rewards this episode")
-                self.tally.failure = f"setup_failed: {err}"
-                self.pending.clear()
-                self.preparing = None
-                self.episode = None
+            if not self.preparing.done():
+                if time.monotonic() - self.preparing_since > self.cfg.setup_timeout_s:
+                    self.setup_failed(f"not ready after {self.cfg.setup_timeout_s:g} s",
+                                      f"; the worker is at\n{self._worker_stack()}")
+                    self.workers.shutdown(wait=False, cancel_futures=True)  # a stuck thread cannot be stopped:
+                    self.workers = self._new_worker()                       # the next episode gets a fresh one
+                return
+            if (err := self.preparing.exception()) is not None:
+                self.setup_failed(str(err))
                 return
             self.source.reset()
             self.ready = True
         while self.pending:
             self.publish(self.pending.popleft())
+
+    def setup_failed(self, why: str, detail: str = "") -> None:
+        """No rewards this episode: reward/status says why once its inputs are in; the episode manager's reward
+        timeout (when set) ends it."""
+        self.get_logger().error(f"episode {self.episode}: reward source setup failed: {why}; no rewards this "
+                                f"episode{detail}")
+        self.tally.failure = f"setup_failed: {why}"
+        self.pending.clear()
+        self.preparing = None
+        self.episode = None
+
+    @staticmethod
+    def _new_worker() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
+
+    def _worker_stack(self) -> str:
+        frames = sys._current_frames()
+        stacks = [f"{t.name}:\n{''.join(traceback.format_stack(frames[t.ident]))}" for t in self.workers._threads
+                  if t.ident in frames]
+        return "\n".join(stacks) or "(no worker thread)"
 
     def publish(self, obs: RewardInput) -> None:
         if self.episode is None:
