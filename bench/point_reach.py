@@ -8,6 +8,8 @@ State (x, y, goal_x, goal_y); action Δ ∈ [-0.1, 0.1]²; reward 1 and terminat
 """
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -86,11 +88,24 @@ def run(mode: str, seed: int = 0, env_steps: int = 3000, eval_every: int = 500, 
         sets: list[str] = ()) -> Curve:
     """One seeded run; the curve's first point is the prior (after the critic's warm-up), evaluated on the same
     `eval_episodes` episodes as every later one. `sets`: poco.KEY=VALUE over the toy's settings."""
+    return run_modes([mode], seed, env_steps, eval_every, eval_episodes, sets)[mode]
+
+
+def run_modes(modes: list[str], seed: int = 0, env_steps: int = 3000, eval_every: int = 500, eval_episodes: int = 100,
+              sets: list[str] = ()) -> dict[str, Curve]:
+    """`run` for several modes from one prior, trained once: each mode starts from a copy of it with torch's global
+    generator where the prior left it, so each curve is the one `run(mode, seed)` makes."""
     demos = noisy_expert_episodes(DEMOS, noise=DEMO_NOISE, rng=np.random.default_rng(seed))
-    cfg = POCOConfig.model_validate(apply_sets({"poco": {**TOY, "mode": mode}}, list(sets))["poco"])
-    learner = POCOLearner(noisy_prior(demos, seed), cfg, seed=seed)
-    store = ReplayStore(HORIZON, cfg.gamma)
-    for episode in demos:
-        store.add(episode)
-    return finetune(PointReach(), learner, store, OnlineConfig(env_steps=env_steps, eval_every=eval_every,
-                                                               eval_episodes=eval_episodes, seed=seed))
+    prior = noisy_prior(demos, seed)
+    after_prior = torch.get_rng_state()
+    curves = {}
+    for mode in modes:
+        torch.set_rng_state(after_prior)
+        cfg = POCOConfig.model_validate(apply_sets({"poco": {**TOY, "mode": mode}}, list(sets))["poco"])
+        learner = POCOLearner(copy.deepcopy(prior), cfg, seed=seed)
+        store = ReplayStore(HORIZON, cfg.gamma)
+        for episode in demos:
+            store.add(episode)
+        curves[mode] = finetune(PointReach(), learner, store, OnlineConfig(
+            env_steps=env_steps, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed))
+    return curves
