@@ -129,12 +129,21 @@ def markdown_table(headers: Sequence, rows: Iterable[Sequence]) -> str:
 def write_results(bench: str, rows: list[dict], path: str | os.PathLike | None = None) -> Path:
     """The bench's numbers in long format, `{"bench": name, "rows": [{"method", "seed", "metric", "value", ...}]}`
     (success rates as fractions in [0, 1]), to docs/results/<bench>.json, so anyone can recompute its tables."""
-    import json
 
     for i, row in enumerate(rows):
         if not {"method", "seed", "metric", "value"} <= set(row):
             raise ValueError(f"row {i} lacks one of method, seed, metric, value: {row}")
     target = _resolve(path or f"docs/results/{bench}.json")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"bench": bench, "rows": rows}, indent=1) + "\n")
+    target.write_text(results_text(bench, rows))
     return target
+
+
+def results_text(bench: str, rows: list[dict]) -> str:
+    """The results file's JSON with one row per line: a diff shows which numbers changed, and a bench that keeps every
+    evaluation episode's outcome stays readable."""
+    import json
+
+    lines = ",\n".join(json.dumps(row, ensure_ascii=False) for row in rows)
+    return f'{{"bench": {json.dumps(bench)}, "rows": [\n{lines}\n]}}\n'
+

@@ -32,3 +32,16 @@ def test_paired_difference_interval_covers_the_true_gap_about_95_percent_of_the_
 def test_paired_difference_refuses_unpaired_shapes():
     with pytest.raises(ValueError, match="same shape"):
         paired_difference(np.ones((3, 10)), np.ones((3, 9)))
+
+
+def test_bench_results_file_is_long_format_json_with_one_row_per_line(tmp_path):
+    import json
+
+    from bench.report import write_results
+
+    rows = [{"method": "poco", "seed": s, "metric": "final_success", "value": v} for s, v in ((0, 0.9), (1, 0.85))]
+    path = write_results("toy", rows, tmp_path / "toy.json")
+    assert json.loads(path.read_text()) == {"bench": "toy", "rows": rows}
+    assert [json.loads(line.rstrip(",")) for line in path.read_text().splitlines()[1:-1]] == rows
+    with pytest.raises(ValueError, match="row 0 lacks"):
+        write_results("toy", [{"method": "poco", "seed": 0, "value": 1.0}], tmp_path / "bad.json")
