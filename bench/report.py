@@ -129,7 +129,6 @@ def markdown_table(headers: Sequence, rows: Iterable[Sequence]) -> str:
 def write_results(bench: str, rows: list[dict], path: str | os.PathLike | None = None) -> Path:
     """The bench's numbers in long format, `{"bench": name, "rows": [{"method", "seed", "metric", "value", ...}]}`
     (success rates as fractions in [0, 1]), to docs/results/<bench>.json, so anyone can recompute its tables."""
-
     for i, row in enumerate(rows):
         if not {"method", "seed", "metric", "value"} <= set(row):
             raise ValueError(f"row {i} lacks one of method, seed, metric, value: {row}")
