@@ -12,6 +12,7 @@ bookkeeping is robot_rl/core/episodes.py; this node calls the arm services and p
 from __future__ import annotations
 
 import json
+import time
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -23,6 +24,8 @@ from robot_rl.core.episodes import EpisodeBook
 from robot_rl.ros import contract, records
 from robot_rl.ros.node_runtime import ExitRequest, declare_config, decode_or_log, run_node
 
+UNANSWERED_WARN_S = 10.0  # a start waiting this long on the arm's services says so (a silent graph otherwise)
+
 
 class EpisodeManagerNode(Node):
     def __init__(self):
@@ -30,6 +33,7 @@ class EpisodeManagerNode(Node):
         self.cfg = declare_config(self, EpisodeConfig)
         self.book = EpisodeBook(self.cfg, self.get_logger())
         self.pending_call = None
+        self.pending_service, self.pending_since = "", 0.0  # the pending call's service and monotonic start
 
         self.pub_status = contract.publisher(self, contract.EPISODE_STATUS)
         contract.subscribe(self, contract.REWARD, self.on_reward)
@@ -88,11 +92,17 @@ class EpisodeManagerNode(Node):
         if book.done and not book.waiting_for_weights():  # online RL: exit once the last episode's weights run
             raise ExitRequest(0)
         if self.pending_call is not None and not self.pending_call.done():
+            waited = time.monotonic() - self.pending_since
+            if waited > UNANSWERED_WARN_S:
+                self.get_logger().warning(f"{self.pending_service} has not answered for {waited:.0f} s",
+                                          throttle_duration_sec=UNANSWERED_WARN_S)
             return
         if book.phase == "idle" and book.start_requested:
             if book.waiting_for_weights():
                 return
             if not (self.cli_reset.service_is_ready() and self.cli_enable.service_is_ready()):
+                self.get_logger().warning("start requested, still waiting for the arm's reset and enable services",
+                                          throttle_duration_sec=UNANSWERED_WARN_S, skip_first=True)
                 return
             if self.cfg.reward_timeout_s and not self.count_publishers(contract.REWARD.name):
                 self.get_logger().info("waiting for a reward publisher (reward_timeout_s is set)",
@@ -110,6 +120,7 @@ class EpisodeManagerNode(Node):
             self.finish_episode()
 
     def call(self, client, request, done) -> None:
+        self.pending_service, self.pending_since = client.srv_name, time.monotonic()
         self.pending_call = client.call_async(request)
         self.pending_call.add_done_callback(done)
 
