@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from robot_rl.core.stats import Estimate, paired_difference, wilson
-from robot_rl.core.types import EVAL_SEED, TASK_MAX_STEPS
+from robot_rl.core.types import DEMO_POLICY, EVAL_SEED, TASK_MAX_STEPS
 from robot_rl.core.yaml_config import load_yaml_model
 from robot_rl.rl.config import POCOConfig
 
@@ -33,7 +33,7 @@ class DemoConfig(BaseModel):
     demo_noise: float = Field(0.3, ge=0, description="scripted-expert noise: the prior imitates sloppy demos")
     bc_steps: int = Field(8000, ge=1)
     bc_batch_size: int = Field(256, ge=1)
-    hidden_dim: int = Field(128, ge=8)
+    hidden_dim: int = Field(DEMO_POLICY["hidden_dim"], ge=8)
     cameras: list[str] = Field(default_factory=list, description="image observations, e.g. [front, wrist]; "
                                                                    "empty = state (robot + object pose)")
     image_size: int = Field(64, ge=16, description="camera frames are rendered at this size")
@@ -188,8 +188,8 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     t = time.monotonic()
     print(f"[demo] 2/4 behaviour cloning a flow-matching chunk policy ({cfg.bc_steps} steps)", flush=True)
-    pretrain(demos, {"type": "flow", "horizon": 5, "execute_steps": 5, "hidden_dim": cfg.hidden_dim,
-                     "cameras": cfg.cameras, "image_size": cfg.image_size}, cfg.bc_steps, prior,
+    pretrain(demos, {**DEMO_POLICY, "hidden_dim": cfg.hidden_dim, "cameras": cfg.cameras,
+                     "image_size": cfg.image_size}, cfg.bc_steps, prior,
              batch_size=cfg.bc_batch_size, seed=cfg.seed)
     stage("pretraining", t)
 

@@ -18,6 +18,9 @@ CONTROL_HZ = 15.0
 EVAL_SEED = 10_000
 # Control steps per episode of each sim task at CONTROL_HZ (gym envs, demo, evaluation, sim collection).
 TASK_MAX_STEPS: dict[str, int] = {"reach": 150, "push": 300, "pick_lift": 300, "peg_insert": 300}
+# The main job's chunk policy (robot_rl/demo.py; its width is DemoConfig.hidden_dim), the shape the learner benches
+# time (robot_rl.rl.distributed.demo_policy_spec)
+DEMO_POLICY: dict = {"type": "flow", "horizon": 5, "execute_steps": 5, "hidden_dim": 128}
 
 
 def action_space_of(names: tuple[str, ...] | list[str]) -> str | None:

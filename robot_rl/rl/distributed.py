@@ -248,16 +248,14 @@ def weight_spread(learner: POCOLearner) -> float:
 
 
 def demo_policy_spec():
-    """The demo's policy (robot_rl/demo.py's defaults) on the sim's state-only observation: flow matching, horizon 5,
-    EE-space actions, robot state + environment state (core.state). The learner benches time this shape."""
+    """The demo's policy (core.types.DEMO_POLICY) on the sim's state-only observation: EE-space actions, robot state
+    + environment state (core.state). The learner benches time this shape."""
     from robot_rl.core.state import ENVIRONMENT_STATE_NAMES, STATE_NAMES
-    from robot_rl.core.types import EE_SPACE_NAMES
-    from robot_rl.demo import DemoConfig
+    from robot_rl.core.types import DEMO_POLICY, EE_SPACE_NAMES
     from robot_rl.policies import PolicySpec
 
-    return PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES),
-                      state_dim=len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES), environment_state=True,
-                      horizon=5, execute_steps=5, hidden_dim=DemoConfig().hidden_dim)
+    return PolicySpec(**DEMO_POLICY, action_names=list(EE_SPACE_NAMES),
+                      state_dim=len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES), environment_state=True)
 
 
 def demo_learner_setup(batch_size: int, seed: int = 0, episodes: int = 20, **poco):
