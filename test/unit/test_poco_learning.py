@@ -5,28 +5,30 @@ budget and evaluation episodes: the effect the powered bench (bench/poco_learnin
 Design, measured here on seeds 0-9 at this budget (1000 env steps, UTD 1, 300 paired evaluation episodes): POCO −
 BC-only per training seed +6.3, +8.7, +4.7, +1.7, +9.0, −0.3, +3.0, +8.0, +5.3, +4.0 points (mean +5.0, sd 3.0);
 with 1000 evaluation episodes instead (which also changes the training path: evaluations draw from the learner's
-generator) seeds 0-3 gave +9.1, +1.8, +0.4, +4.8. So one seed can show none, and the mean of four is asserted: at
+generator) seeds 0-3 gave +9.1, +1.8, +0.4, +4.8. So one seed can show none, and the mean of three is asserted: at
 that spread it is above 0 for all but a few in 1000 draws, so a machine whose numerics send training down other paths
-still passes. One process per seed, all at once: about 2 min on 2 quiet cores, and on a busy machine the test's
-processes take a larger share of the cores than two would.
+still passes. One process per seed, all at once: about 1.5 min on 2 quiet cores. Beside 4 busy processes and the rest
+of the suite four seeds took over 10 min (pytest's 600 s limit); hence three, and a limit of its own.
 """
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import pytest
 import torch
 
 from bench.point_reach import run_modes
 from robot_rl.core.stats import paired_difference
 
-SEEDS = (0, 1, 2, 3)
+SEEDS = (0, 1, 2)
 ENV_STEPS = 1000
 EVAL_EPISODES = 300
 
 
+@pytest.mark.timeout(1200)
 def test_poco_ends_above_bc_only_and_its_prior_on_the_toy():
-    with ProcessPoolExecutor(len(SEEDS), mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads,
-                             initargs=(1,)) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(SEEDS), mp_context=spawn, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         runs = list(pool.map(run_modes, [["poco", "bc"]] * len(SEEDS), SEEDS, [ENV_STEPS] * len(SEEDS),
                              [ENV_STEPS] * len(SEEDS), [EVAL_EPISODES] * len(SEEDS)))
     prior = np.array([r["poco"].outcomes[0] for r in runs], dtype=float)   # (seeds, episodes)
