@@ -14,11 +14,7 @@ against the steps the arm executed, and why any tick has none (core.episodes.Sta
 """
 from __future__ import annotations
 
-import sys
-import time
-import traceback
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -27,6 +23,7 @@ from std_msgs.msg import String
 
 from robot_rl.configs.reward import RewardConfig
 from robot_rl.core.episodes import StampTally
+from robot_rl.rewards.setup import EpisodeSetup
 from robot_rl.rewards.sources import RewardInput, RewardSource, make_source
 from robot_rl.ros import contract, convert, records
 from robot_rl.ros.node_runtime import ConfigError, declare_config, decode_or_log, run_node
@@ -49,14 +46,12 @@ class RewardNode(Node):
         self.end_stamp = float("inf")  # the episode's end, once its `ended` status came: its last inputs still score
         self.step = 0
         self.ready = False                       # the source has its per-episode setup (guidance)
-        self.preparing: Future | None = None
-        self.preparing_since = 0.0               # monotonic time the setup was submitted
         self.pending: deque[RewardInput] = deque()
         self.verdict: RewardInput | None = None  # the operator's, scored once every input up to the end has come
         self.last_image = None
         self.last_task_state: dict | None = None
         self.recent: deque[RewardInput] = deque()  # the last RECENT_S of inputs, replayed when an episode starts
-        self.workers = self._new_worker()
+        self.setup = EpisodeSetup(self.source.prepare, self.cfg.setup_timeout_s)
         self.pub = None  # made on the first input, so a reward publisher in the graph means its inputs arrive
         self.pub_status = contract.publisher(self, contract.REWARD_STATUS)
         self.tally: StampTally | None = None  # the newest episode's, until reported
@@ -84,7 +79,8 @@ class RewardNode(Node):
                 self.tally = StampTally(status.episode)
                 self.episode, self.task, self.start_stamp, self.step = status.episode, status.task, status.stamp, 0
                 self.end_stamp = float("inf")
-                self.ready, self.preparing = False, None
+                self.ready = False
+                self.setup.forget()
                 self.pending.clear()
                 for obs in self.recent:  # inputs of this episode that arrived before its status
                     if obs.stamp >= self.start_stamp:
@@ -136,9 +132,8 @@ class RewardNode(Node):
 
     # ---- scoring ---------------------------------------------------------------------------------------------------
     def submit(self, obs: RewardInput) -> None:
-        if self.preparing is None and not self.ready:  # the episode's first frame: make its guidance off-loop
-            self.preparing = self.workers.submit(self.source.prepare, obs, self.task)
-            self.preparing_since = time.monotonic()
+        if not (self.ready or self.setup.started):  # the episode's first frame: make its guidance off-loop
+            self.setup.start(obs, self.task)
         if len(self.pending) >= self.cfg.max_pending_frames:
             self.get_logger().warning("reward source still preparing; dropping the oldest queued frame",
                                       throttle_duration_sec=1.0)
@@ -153,17 +148,11 @@ class RewardNode(Node):
         if self.tally is not None and not self.pending and self.tally.settled(self.newest_input):
             self.report_tally()
         if not self.ready:
-            if self.preparing is None:
+            if (outcome := self.setup.poll()) is None:
                 return
-            if not self.preparing.done():
-                if time.monotonic() - self.preparing_since > self.cfg.setup_timeout_s:
-                    self.setup_failed(f"not ready after {self.cfg.setup_timeout_s:g} s",
-                                      f"; the worker is at\n{self._worker_stack()}")
-                    self.workers.shutdown(wait=False, cancel_futures=True)  # a stuck thread cannot be stopped:
-                    self.workers = self._new_worker()                       # the next episode gets a fresh one
-                return
-            if (err := self.preparing.exception()) is not None:
-                self.setup_failed(str(err))
+            ok, why, detail = outcome
+            if not ok:
+                self.setup_failed(why, detail)
                 return
             self.source.reset()
             self.ready = True
@@ -177,18 +166,7 @@ class RewardNode(Node):
                                 f"episode{detail}")
         self.tally.failure = f"setup_failed: {why}"
         self.pending.clear()
-        self.preparing = None
         self.episode = None
-
-    @staticmethod
-    def _new_worker() -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
-
-    def _worker_stack(self) -> str:
-        frames = sys._current_frames()
-        stacks = [f"{t.name}:\n{''.join(traceback.format_stack(frames[t.ident]))}" for t in self.workers._threads
-                  if t.ident in frames]
-        return "\n".join(stacks) or "(no worker thread)"
 
     def publish(self, obs: RewardInput) -> None:
         if self.episode is None:
@@ -220,7 +198,7 @@ class RewardNode(Node):
         self.tally = None
 
     def destroy_node(self) -> None:
-        self.workers.shutdown(wait=False, cancel_futures=True)
+        self.setup.close()
         super().destroy_node()
 
 
