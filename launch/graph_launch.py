@@ -23,6 +23,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import ExecutableInPackage
 
 from robot_rl import bringup
+from robot_rl.ros.child_watcher import install_reap_aware_child_watcher
 
 ExtraNodes = Callable[[bringup.Graph], list[Node]]
 # A terminal's Ctrl-C reaches every process of the group at once: a node can end on it (cleanly, or by the signal)
@@ -36,6 +37,7 @@ class NodeFailed(RuntimeError):
 
 def graph_launch_description(default_graph: str, extra_nodes: ExtraNodes = lambda graph: []) -> LaunchDescription:
     """The launch arguments `graph` and `namespace`, and the graph's actions with `extra_nodes(graph)` beside them."""
+    install_reap_aware_child_watcher()  # a node that ends on Ctrl-C just before launch signals it ended cleanly
     return LaunchDescription([
         DeclareLaunchArgument("graph", default_value=default_graph,
                               description="a graph of config/graphs by name, or the path of a graph file"),
