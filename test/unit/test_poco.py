@@ -66,12 +66,13 @@ def test_replay_chunks_returns_and_bootstrap():
     store = ReplayStore(horizon=3, gamma=0.5)
     store.add(chain_episode(4))  # rewards 0, 0, 0, 1 ; terminal
     ep = store.episodes[0]
-    s, a, R, s_next, m, expert, t, end = store._chunk(ep, 0)
-    assert R == 0.0 and m == 1.0 and np.array_equal(s_next, ep.states[3]) and (t, end) == (0, 3)
-    s, a, R, s_next, m, expert, t, end = store._chunk(ep, 2)  # steps 2, 3 and one past the end
-    assert R == pytest.approx(0.5 * 1.0) and m == 0.0 and a.shape == (3, 1) and end == 4
-    truncated = Episode(ep.states, ep.actions, ep.rewards, terminated=False)
-    assert ReplayStore(3, 0.5)._chunk(truncated, 2)[4] == 1.0  # a timeout is bootstrapped
+    chunks = store.chunks_at([0, 2])  # the second: steps 2, 3 and one past the end
+    assert chunks.returns.tolist() == [0.0, pytest.approx(0.5 * 1.0)] and chunks.bootstrap.tolist() == [1.0, 0.0]
+    assert np.array_equal(chunks.next_states, ep.states[[3, 4]]) and chunks.actions.shape == (2, 3, 1)
+    assert np.array_equal(chunks.actions[1], ep.actions[[2, 3, 3]])  # the last action repeats past the end
+    truncated = ReplayStore(3, 0.5)
+    truncated.add(Episode(ep.states, ep.actions, ep.rewards, terminated=False))
+    assert truncated.chunks_at([2]).bootstrap.tolist() == [1.0]  # a timeout is bootstrapped
 
 
 def test_the_expert_anchor_is_demonstrations_interventions_and_successful_episodes():
@@ -80,10 +81,9 @@ def test_the_expert_anchor_is_demonstrations_interventions_and_successful_episod
     z = (np.zeros((5, 5), np.float32), np.zeros((4, 1), np.float32), np.zeros(4, np.float32))
     failed = Episode(*z, terminated=False, interventions=np.array([False, True, False, False]))
     succeeded = Episode(*z, terminated=True)
-    assert [store._chunk(demo, 0)[5], store._chunk(succeeded, 0)[5]] == [1.0, 1.0]
-    assert [store._chunk(failed, t)[5] for t in range(4)] == [0.0, 1.0, 0.0, 0.0]
-    store.add(demo)
-    store.add(failed)
+    for episode in (demo, failed, succeeded):
+        store.add(episode)
+    assert store.chunks_at(range(12)).expert.tolist() == [1.0] * 4 + [0.0, 1.0, 0.0, 0.0] + [1.0] * 4
     assert set(np.unique(store.sample(256, np.random.default_rng(0)).expert)) == {0.0, 1.0}
 
 
@@ -119,8 +119,10 @@ def test_an_episode_ended_by_a_failure_is_terminal_not_a_time_out():
     learner = POCOLearner(tiny_policy(2), POCOConfig(mode="bc"), seed=0)
     episode, success = run_episode(FallsOff(), learner, seed=0, step_penalty=0.0)
     assert len(episode.actions) == 3 and episode.terminated and not success and not episode.succeeded
-    assert ReplayStore(2, 0.9)._chunk(episode, 2)[4] == 0.0   # no bootstrap past the failure
-    assert ReplayStore(2, 0.9)._chunk(episode, 2)[5] == 0.0   # and not an expert chunk
+    store = ReplayStore(2, 0.9)
+    store.add(episode)
+    last = store.chunks_at([2])
+    assert last.bootstrap.tolist() == [0.0] and last.expert.tolist() == [0.0]  # no bootstrap past the failure, no BC
 
 
 def test_offline_data_is_never_evicted():
