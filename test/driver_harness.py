@@ -102,7 +102,11 @@ class Driver:
         self.pub.publish(convert.chunk_to_msg(chunk))
 
     def call(self, srv_type, name: str, request, timeout: float = 30.0):
-        return self.probe.call(srv_type, f"{self.ns}/{name}", request, timeout=timeout)
+        """The service's answer; one that does not come fails with the driver's last log lines."""
+        try:
+            return self.probe.call(srv_type, f"{self.ns}/{name}", request, timeout=timeout)
+        except TimeoutError as err:
+            raise TimeoutError(f"{err}; last arm/status: {self.status}\n" + "\n".join(self.log()[-15:])) from None
 
     def rejected(self, reason: str) -> int:
         return (self.status.rejected.get(reason, 0) if self.status else 0) or 0

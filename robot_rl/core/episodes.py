@@ -22,7 +22,9 @@ import numpy as np
 EXECUTED_COUNTERS = ("points_executed", "ticks_idle", "ticks_watchdog")
 HELD_COUNTERS = ("ticks_idle", "ticks_watchdog")
 ARM_COUNTS_WAIT_S = 2.0  # wall seconds an ending episode waits for the arm's final counters (sent before its reply)
-REWARD_WAIT_S = 5.0  # wall seconds a timed-out episode waits for the reward records up to its time limit
+# wall seconds a timed-out episode waits for the next reward record while those up to its time limit are still
+# missing: a busy reward node is waited for as long as its records keep coming, one that stopped for this long is not
+REWARD_WAIT_S = 5.0
 
 
 @dataclass
@@ -183,20 +185,22 @@ class EpisodeBook:
         reward records up to its limit (or has waited for them long enough)."""
         if self.disabled_at is None:
             return False
-        waited = time.monotonic() - self.disabled_at
-        return self._arm_counted(waited) and self._rewards_in(waited)
+        return self._arm_counted(time.monotonic() - self.disabled_at) and self._rewards_in()
 
     def _arm_counted(self, waited: float) -> bool:
         """The arm's final counters came, or will not: a driver without counters, or none within ARM_COUNTS_WAIT_S
         of its reply."""
         return self.arm_counts_start is None or self.arm_counts_end is not None or waited > ARM_COUNTS_WAIT_S
 
-    def _rewards_in(self, waited: float) -> bool:
+    def _rewards_in(self) -> bool:
         """Only a timeout waits for rewards: the reward node runs behind the robot's clock, and a success it scored
-        before the limit may still be on its way (REWARD_WAIT_S at most; no wait where no reward ever came)."""
+        before the limit may still be on its way. It waits while records keep coming (on a busy machine a classifier
+        can lag many seconds), until none has come for REWARD_WAIT_S; no wait where no reward ever came."""
         if not self.rewarded or self.end_request[0] != "timeout" or self.end_stamp is None:
             return True
-        return self.last_reward[0] > self.end_stamp - 0.5 * self.period or waited > REWARD_WAIT_S
+        stamp, arrival = self.last_reward
+        silent = time.monotonic() - max(arrival, self.disabled_at)
+        return stamp > self.end_stamp - 0.5 * self.period or silent > REWARD_WAIT_S
 
     def executed_counts(self) -> tuple[int | None, int | None, float | None]:
         """(ticks executed, of those held, the stamp the driver stopped at) of the ending episode, or Nones."""

@@ -2,7 +2,8 @@
 import logging
 
 from robot_rl.configs.episode import EpisodeConfig
-from robot_rl.core.episodes import EpisodeBook, StampTally, grid_gaps
+from robot_rl.core import episodes
+from robot_rl.core.episodes import REWARD_WAIT_S, EpisodeBook, StampTally, grid_gaps
 
 LOG = logging.getLogger("episode_book_test")
 
@@ -56,6 +57,33 @@ def test_a_success_the_reward_node_was_late_with_still_ends_a_timed_out_episode_
     assert late.ready_to_finish()
     result = late.finish(now=11.3)
     assert (result.outcome, result.steps) == ("timeout", 15)              # at the limit, not when it was read
+
+
+def test_a_timed_out_episode_waits_for_a_lagging_reward_node_while_its_records_keep_coming(tmp_path, monkeypatch):
+    """On a busy machine a classifier can score the steps before the limit many seconds late: no fixed wall wait ends
+    the episode while its records still come; once none has come for REWARD_WAIT_S, it ends."""
+    wall = [100.0]
+    monkeypatch.setattr(episodes.time, "monotonic", lambda: wall[0])
+    book = running_book(tmp_path, max_steps=15)
+    book.on_reward(10.1, book.episode, False, "classifier")
+    book.check_running(11.2)                                         # the limit (11.0) read late
+    book.phase = "ending"
+    book.arm_disabled()
+    for k in range(1, 9):                                            # one record every 2 s for 16 s
+        wall[0] += 2.0
+        assert not book.ready_to_finish(), k
+        book.on_reward(10.1 + 0.1 * k, book.episode, k == 8, "classifier")
+    result = book.finish(now=11.3)
+    assert (result.outcome, result.reason) == ("success", "classifier reported success")
+    stalled = running_book(tmp_path, max_steps=15)
+    stalled.on_reward(10.1, stalled.episode, False, "classifier")
+    stalled.check_running(11.2)
+    stalled.phase = "ending"
+    stalled.arm_disabled()
+    wall[0] += REWARD_WAIT_S - 0.5
+    assert not stalled.ready_to_finish()
+    wall[0] += 1.0                                                   # the reward node stopped: the timeout stands
+    assert stalled.ready_to_finish() and stalled.finish(now=11.3).outcome == "timeout"
 
 
 def test_online_rl_waits_for_newer_weights_that_the_policy_node_runs(tmp_path):
