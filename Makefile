@@ -18,7 +18,7 @@ demo: install
 	$(RUN) $(PY) -m robot_rl.commands demo
 
 test: install-test
-	$(RUN) $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 test
+	$(RUN) $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 test
 
 bench: install
 	$(RUN) $(PY) -m bench

@@ -19,17 +19,3 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(Path(__file__).resolv
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-
-# The slowest files, first: pytest-xdist (with --no-loadscope-reorder, as `make test` runs it; by default it orders files
-# by their number of tests) hands files to its workers in collection order, and a long file handed out last keeps one
-# worker busy alone at the end. Busy clean-clone run (4 busy processes beside the suite): the POCO
-# toy 475 s, the launch tests' colcon build 175 s, DEG training 191 s, the learning graphs 270 s, fault learner 226 s.
-SLOWEST_FILES = ("unit/test_poco_learning.py", "graph/test_ros2_launch.py", "sim/test_deg.py",
-                 "graph/test_learning_graph.py", "fault/test_fault_learner.py", "graph/test_fleet_graph.py",
-                 "fault/test_fault_graph.py", "graph/test_demo_job.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    first = {name: rank for rank, name in enumerate(SLOWEST_FILES)}
-    here = Path(__file__).parent
-    items.sort(key=lambda item: first.get(item.path.relative_to(here).as_posix(), len(first)))
