@@ -5,8 +5,8 @@ chunk on `action_chunk`: EE deltas (EE_SPACE_NAMES) stamped t, `source` = "teleo
 and reports it on `executed_action` as an intervention. `teleop/active` (latched Bool) says when a human drives;
 the policy node stops planning meanwhile.
 
-Modes: `intervene` (the policy drives; the take-over button toggles human control, which ends with the episode) and
-`collect` (the human drives every running episode: demonstrations).
+Modes: `intervene` (the policy drives; during a running episode the take-over button toggles human control, which
+ends with the episode) and `collect` (the human drives every running episode: demonstrations).
 Buttons: start / stop / success / failure call the episode services; re-record calls `recorder/discard` (the
 recorder drops the episode), then `episode/stop` and `episode/start`.
 """
@@ -83,6 +83,9 @@ class TeleopNode(Node):
         if event == "takeover":
             if self.cfg.mode == "collect":
                 self.get_logger().info("collect mode: the human drives every episode already")
+            elif not self.active and self.running_episode is None:
+                # A take-over ends with its episode, so one pressed before any is running would end at once.
+                self.get_logger().warning("take-over ignored: no episode is running (start one first)")
             else:
                 self.set_active(not self.active)
         elif event in EVENT_SERVICES:

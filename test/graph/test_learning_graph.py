@@ -147,6 +147,7 @@ def test_human_takeover_is_learned_from_as_interventions(prior, tmp_path):
                           namespace=ns)
     try:
         wait_for(lambda: "running" in running, 120, "the episode to start")
+        wait_for(lambda: teleop.node.running_episode is not None, 30, "the teleop node to see the running episode")
         keys.push("tw")  # take over, then +x until handed back
         wait_for(lambda: len(teleop_steps) >= 10, 60, "ten teleop steps executed")
         keys.push("t")  # hand back to the policy

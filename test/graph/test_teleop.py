@@ -114,10 +114,13 @@ def test_teleop_node_chunks_and_services():
     try:
         wait_for(lambda: active == [False], 10, "teleop/active latched False")
         wait_for(lambda: teleop.node.count_subscribers(contract.JOINT_STATES.name) or None, 10, "discovery")
+        keys.push("t")   # no episode is running: ignored
+        wait_for(lambda: not keys.pending, 5, "the key read")
         pub_status.publish(status_msg("running", 1.0))
+        wait_for(lambda: teleop.node.running_episode is not None, 5, "the running episode")
         pub_joints.publish(joints_msg(1.0))
         time.sleep(0.3)
-        assert not chunks, "the policy drives until the take-over button"
+        assert not chunks and active == [False], "the policy drives until the take-over button"
         keys.push("t")
         wait_for(lambda: active[-1:] == [True], 5, "take-over")
         t = 1.1
