@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -34,6 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MUJOCO_GL", "egl")   # the cameras render headless
 
 from bench.report import machine_line, markdown_table, write_results, write_section  # noqa: E402
 from robot_rl.core.stats import mean_interval, wilson  # noqa: E402
@@ -422,7 +424,8 @@ def main(argv=None) -> int:
     diff_txt = (f" Diffusion guidance ({diffusion['train_steps']} DDPM training steps, {diffusion['train_s']:.0f} s): "
                 f"one {diffusion['frames']}-frame clip for an unseen scene in {diffusion['clip_s']:.1f} s "
                 f"({diffusion['sample_steps']} DDIM steps, one core)." if diffusion else "")
-    md = (f"DEG+ (γΦ(s′) − Φ(s) + θ·1[success], θ {args.theta}) vs sparse θ·1[success], the same {learner} and "
+    md = (f"## DEG+ dense reward vs sparse success, the same learner and budget\n\n"
+          f"DEG+ (γΦ(s′) − Φ(s) + θ·1[success], θ {args.theta}) vs sparse θ·1[success], the same {learner} and "
           f"{args.env_steps} env steps per run, seeds {args.seeds}, `{TASK}` on fixed scene {args.scene} "
           f"({args.max_steps}-step episodes). DEG reads the {args.image_size}×{args.image_size} `{args.camera}` "
           f"camera; encoder ({args.encoder_steps} InfoNCE steps) and `{args.guidance}` guidance (a substitute for the "
