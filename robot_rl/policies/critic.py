@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robot_rl.policies.activations import Mish
 from robot_rl.policies.base import ChunkPolicy
 
 
@@ -24,7 +25,7 @@ class ChunkCritic(nn.Module):
             layers: list[nn.Module] = []
             width = feature_dim + chunk_dim
             for _ in range(depth):
-                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.Mish()]
+                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), Mish()]
                 width = hidden
             return nn.Sequential(*layers, nn.Linear(width, 1))
 

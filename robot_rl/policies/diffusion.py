@@ -21,6 +21,7 @@ import torch.nn.functional as F  # noqa: E402
 from diffusers import DDIMScheduler, DDPMScheduler  # noqa: E402
 from torch import nn  # noqa: E402
 
+from robot_rl.policies.activations import Mish  # noqa: E402
 from robot_rl.policies.base import ChunkPolicy, PolicySpec  # noqa: E402
 from robot_rl.policies.encoders import ObservationEncoder, sinusoidal_embedding  # noqa: E402
 from robot_rl.policies.noise import Noise, as_noise  # noqa: E402
@@ -36,7 +37,7 @@ class Conv1dBlock(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__(nn.Conv1d(in_ch, out_ch, KERNEL_SIZE, padding=KERNEL_SIZE // 2), nn.GroupNorm(GROUPS, out_ch),
-                         nn.Mish())
+                         Mish())
 
 
 class ConditionalResidualBlock1D(nn.Module):
@@ -46,7 +47,7 @@ class ConditionalResidualBlock1D(nn.Module):
         super().__init__()
         self.block1 = Conv1dBlock(in_ch, out_ch)
         self.block2 = Conv1dBlock(out_ch, out_ch)
-        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * out_ch))
+        self.film = nn.Sequential(Mish(), nn.Linear(cond_dim, 2 * out_ch))
         self.residual = nn.Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -60,7 +61,7 @@ class ConditionalUnet1D(nn.Module):
 
     def __init__(self, action_dim: int, cond_dim: int, widths: list[int]):
         super().__init__()
-        self.time_mlp = nn.Sequential(nn.Linear(TIME_EMBED_DIM, 4 * TIME_EMBED_DIM), nn.Mish(),
+        self.time_mlp = nn.Sequential(nn.Linear(TIME_EMBED_DIM, 4 * TIME_EMBED_DIM), Mish(),
                                       nn.Linear(4 * TIME_EMBED_DIM, TIME_EMBED_DIM))
         cond_dim += TIME_EMBED_DIM
         levels = list(zip([action_dim] + widths[:-1], widths))  # (in, out) channels per level

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robot_rl.policies.activations import Mish
 from robot_rl.policies.base import ChunkPolicy, PolicySpec
 from robot_rl.policies.encoders import ObservationEncoder, sinusoidal_embedding
 from robot_rl.policies.noise import Noise, as_noise
@@ -30,7 +31,7 @@ class FlowMatchingPolicy(ChunkPolicy):
         layers: list[nn.Module] = []
         width = self.encoder.out_dim + self.chunk_dim + TIME_EMBED_DIM
         for _ in range(spec.depth):
-            layers += [nn.Linear(width, spec.hidden_dim), nn.Mish()]
+            layers += [nn.Linear(width, spec.hidden_dim), Mish()]
             width = spec.hidden_dim
         self.velocity_net = nn.Sequential(*layers, nn.Linear(width, self.chunk_dim))
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from robot_rl.policies.activations import Mish
 from robot_rl.policies.encoders import random_shift
 from robot_rl.rewards.deg import DEGEncoder, augment, encode, resample, to_tensor
 
@@ -86,7 +87,7 @@ class LatentPredictor(nn.Module):
     def __init__(self, dim: int, hidden: int = 256, freqs: int = 8):
         super().__init__()
         self.freqs = freqs
-        self.net = nn.Sequential(nn.Linear(dim + 2 * freqs, hidden), nn.Mish(), nn.Linear(hidden, hidden), nn.Mish(),
+        self.net = nn.Sequential(nn.Linear(dim + 2 * freqs, hidden), Mish(), nn.Linear(hidden, hidden), Mish(),
                                  nn.Linear(hidden, dim))
 
     def forward(self, z0: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
