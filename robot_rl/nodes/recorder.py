@@ -61,7 +61,7 @@ class RecorderNode(Node):
         # overwrite samples the recorder has not taken yet
         contract.subscribe(self, contract.JOINT_STATES, self.on_joints, contract.LOSSLESS)
         contract.subscribe(self, contract.EE_POSE, self.on_pose, contract.LOSSLESS)
-        contract.subscribe(self, contract.EXECUTED_ACTION, self.on_executed, contract.LOSSLESS)
+        contract.subscribe(self, contract.EXECUTED_ACTION, self.on_executed, contract.RECORDS_DEEP)
         contract.subscribe(self, contract.REWARD, self.on_reward, contract.RECORDS_DEEP)
         contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
         for cam in cfg.cameras:

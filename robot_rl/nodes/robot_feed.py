@@ -35,8 +35,8 @@ class RobotFeed:
         self.pub_version = contract.publisher(node, self.topic(contract.POLICY_VERSION))
         for topic, callback, qos in [(contract.JOINT_STATES, self.on_joints, contract.LOSSLESS),
                                      (contract.EE_POSE, self.on_pose, contract.LOSSLESS),
-                                     (contract.EXECUTED_ACTION, self.on_executed, contract.LOSSLESS),
-                                     (contract.REWARD, self.on_reward, contract.LOSSLESS),
+                                     (contract.EXECUTED_ACTION, self.on_executed, contract.RECORDS_DEEP),
+                                     (contract.REWARD, self.on_reward, contract.RECORDS_DEEP),
                                      (contract.EPISODE_STATUS, self.on_status, None)]:
             contract.subscribe(node, self.topic(topic), callback, qos)
         if spec.environment_state:

@@ -18,8 +18,10 @@ from trajectory_msgs.msg import JointTrajectory
 SENSOR = qos_profile_sensor_data  # best effort, keep last 5, volatile
 RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-# Per-step records (rewards): the last 100 stay with the writer, so a reader matched a moment after the episode
-# started (discovery under load) still gets its first records; readers filter by episode and stamp.
+# Per-step records (rewards, executed actions): the last 100 stay with the writer, so a transient-local reader matched
+# a moment after the episode started (discovery under load) still gets its first records, and a reader whose host is
+# starved for a few seconds can still have them resent (a writer history of 10 lost them after 0.7 s at 15 Hz);
+# readers filter by episode and stamp.
 RECORDS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LATCHED = QoSProfile(
@@ -72,7 +74,7 @@ def camera_status(cam: str) -> Topic:
 JOINT_STATES = Topic("joint_states", JointState, RELIABLE_10)
 EE_POSE = Topic("ee_pose", PoseStamped, RELIABLE_10)
 ACTION_CHUNK = Topic("action_chunk", JointTrajectory, RELIABLE_LAST)
-EXECUTED_ACTION = Topic("executed_action", JointTrajectory, RELIABLE_10)
+EXECUTED_ACTION = Topic("executed_action", JointTrajectory, RECORDS)   # a per-step record, like REWARD
 REWARD = Topic("reward", String, RECORDS)
 EPISODE_STATUS = Topic("episode/status", String, LATCHED_10)
 POLICY_WEIGHTS = Topic("policy/weights", UInt8MultiArray, LATCHED)
