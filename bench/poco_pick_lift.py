@@ -118,7 +118,8 @@ def main(argv=None) -> int:
     sets = " ".join(f"--set {s}" for s in args.set)
     ablations = " ".join([f"--ablate {a}" for a in args.ablate] + ([f"--compare {args.compare}"] if args.compare else []))
     write_section(args.name, "\n".join([
-        f"## {'POCO and its baselines' if args.modes else 'POCO ablations'} on pick_lift (gym, powered evaluation)",
+        f"## {'POCO and its baselines' if args.modes else 'POCO ablations'} on pick_lift, {args.env_steps} env steps: "
+        f"{', '.join(labels)} (gym, powered evaluation)",
         "",
         f"`python -m bench.poco_pick_lift --name {args.name} --seeds {' '.join(map(str, args.seeds))} --modes "
         f"{' '.join(args.modes)} --env-steps {args.env_steps} --eval-every {args.eval_every} --eval-episodes "
