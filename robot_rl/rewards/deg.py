@@ -201,10 +201,11 @@ def calibrate(similarity: list[np.ndarray]) -> Calibration:
 class DEGStep:
     coarse: float      # α·(γ·m′ − m)/(K − 1): the pointer's part of γΦ(s′) − Φ(s)
     fine: float        # α·β·(γ·φ_f′ − φ_f)/(K − 1): the fine match's part
+    goal: float        # α·κ·(γ·φ_g′ − φ_g): the match to the last frame, once the pointer is there (0 with κ = 0)
     pointer: int       # m after this step
     progress: float    # m/(K − 1), the pointer as a fraction (part of the learner's observation)
     similarity: float  # c_m, the match to the guidance frame reached (diagnostics)
-    reward: float      # coarse + fine
+    reward: float      # coarse + fine + goal
 
 
 class DEGReward:
@@ -224,13 +225,14 @@ class DEGReward:
         self.guidance: torch.Tensor | None = None
         self.m = 0
         self.fine_part = 0.0  # α·β·φ_f/(K − 1) at the previous step
+        self.goal_part = 0.0  # α·κ·φ_g at the previous step
 
     def reset(self, guidance: torch.Tensor) -> None:
         if guidance.ndim != 2 or len(guidance) < 2:
             raise ValueError(f"guidance latents must be (K ≥ 2, d), got {tuple(guidance.shape)}")
         self.guidance = F.normalize(guidance.float(), dim=-1)
         self.m = 0
-        self.fine_part = 0.0  # Φ(s_0) := 0: a constant offset of every return from s_0, no effect on the policy
+        self.fine_part = self.goal_part = 0.0  # Φ(s_0) := 0: a constant offset of every return, no effect on the policy
 
     @property
     def num_frames(self) -> int:
@@ -249,10 +251,14 @@ class DEGReward:
         phi_f = min(max((c_m - self.fine_threshold) / (1 - self.fine_threshold), 0.0), 1.0)
         scale = p.alpha / (K - 1)
         coarse_part, fine_part = scale * self.m, scale * p.beta * phi_f    # Φ = α(m + β φ_f)/(K − 1)
+        # goal: at the last frame, the match floored at δ_c (δ_f leaves the last centimetres flat)  + α κ φ_g
+        phi_g = min(max((c_m - self.coarse_threshold) / (1 - self.coarse_threshold), 0.0), 1.0)
+        goal_part = p.alpha * p.goal_weight * phi_g if self.m == K - 1 else 0.0
         coarse = p.gamma * coarse_part - scale * m
         fine = p.gamma * fine_part - self.fine_part
-        self.fine_part = fine_part
-        return DEGStep(coarse, fine, self.m, self.m / (K - 1), c_m, coarse + fine)
+        goal = p.gamma * goal_part - self.goal_part
+        self.fine_part, self.goal_part = fine_part, goal_part
+        return DEGStep(coarse, fine, goal, self.m, self.m / (K - 1), c_m, coarse + fine + goal)
 
 
 # ---- bundle on disk ----------------------------------------------------------------------------------------------

@@ -141,6 +141,7 @@ def diagnostics(model: str | Path, videos: list[np.ndarray], task: str, guidance
             "cumulative": np.cumsum([s.reward for s in ordered]).tolist(),
             "pointer": [s.pointer for s in ordered],
             "coarse": float(sum(s.coarse for s in ordered)), "fine": float(sum(s.fine for s in ordered)),
+            "goal": float(sum(s.goal for s in ordered)),
             "shuffled_return": float(np.mean(shuffled_returns)),
             "similarity": sims.tolist()})
     held_out = calibrate(maps)

@@ -19,6 +19,9 @@ class DEGParams(BaseModel):
     alpha: float = Field(3.0, ge=0, description="α, dense return of a full pass along the guidance")
     beta: float = Field(1.0, ge=0, le=1, description="β, weight of the fine match within one guidance frame (≤ 1, so "
                                                      "that reaching the next frame never lowers the potential)")
+    goal_weight: float = Field(0.0, ge=0, description="κ: at the last guidance frame Φ gains α·κ·φ_g, the match to "
+                                                     "that frame floored at δ_c instead of δ_f, which leads through "
+                                                     "the last centimetres (0: the paper's two terms only)")
     gamma: float = Field(0.99, gt=0, le=1, description="γ of the shaping γΦ(s′) − Φ(s); the learner's discount")
 
 
@@ -39,10 +42,11 @@ class DEGSourceParams(DEGParams):
 
     @model_validator(mode="after")
     def success_dominates(self) -> DEGSourceParams:
-        """The dense return is at most α(1 + β) (docs/rewards.md): below θ, succeeding beats hovering."""
-        if self.theta and self.theta <= self.alpha * (1 + self.beta):
-            raise ValueError(f"deg theta {self.theta} must exceed alpha·(1 + beta) = {self.alpha * (1 + self.beta)}"
-                             ", the most dense return an episode can collect, so that success dominates")
+        """The dense return is at most α(1 + β + κ) (docs/rewards.md): below θ, succeeding beats hovering."""
+        most = self.alpha * (1 + self.beta + self.goal_weight)
+        if self.theta and self.theta <= most:
+            raise ValueError(f"deg theta {self.theta} must exceed alpha·(1 + beta + goal_weight) = {most}, the most "
+                             "dense return an episode can collect, so that success dominates")
         return self
 
 

@@ -144,8 +144,8 @@ class DEGSource(RewardSource):
         if obs.image is None:
             raise ValueError("the DEG source needs a camera image")
         s = self.reward.step(encode(self.encoder, obs.image)[0])
-        terms = {"coarse": s.coarse, "fine": s.fine, "pointer": float(s.pointer), "progress": s.progress,
-                 "similarity": s.similarity}
+        terms = {"coarse": s.coarse, "fine": s.fine, "goal": s.goal, "pointer": float(s.pointer),
+                 "progress": s.progress, "similarity": s.similarity}
         reward, success, done = s.reward, False, self.p.terminate_at_end and s.progress == 1.0
         if self.success:
             inner = self.success.step(obs)

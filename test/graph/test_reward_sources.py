@@ -16,7 +16,7 @@ from robot_rl.rewards.sources import RewardInput, make_source
 from robot_rl.ros import contract, records
 from robot_rl.ros.probe import Probe, wait_for
 
-DEG_TERMS = {"coarse", "fine", "pointer", "progress", "similarity", "success"}
+DEG_TERMS = {"coarse", "fine", "goal", "pointer", "progress", "similarity", "success"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_deg_plus_adds_theta_times_success(models):
     win = src.step(RewardInput(0.1, image=image, task_state={"success": True}))
     assert DEG_TERMS <= set(fail.terms) and fail.terms["success"] == 0.0 and not fail.done
     assert win.terms["success"] == 10.0 and win.success and win.done
-    assert win.reward == pytest.approx(win.terms["coarse"] + win.terms["fine"] + 10.0)
+    assert win.reward == pytest.approx(win.terms["coarse"] + win.terms["fine"] + win.terms["goal"] + 10.0)
 
 
 # ---- through the ROS graph ---------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_deg_plus_records_carry_every_term_and_the_pointer_moves_forward(graph_r
     assert [r.step for r in recs] == list(range(len(recs)))
     pointers = [r.terms["pointer"] for r in recs]
     assert all(b >= a for a, b in zip(pointers, pointers[1:]))
-    assert all(r.reward == pytest.approx(r.terms["coarse"] + r.terms["fine"] + r.terms["success"]) for r in recs)
+    assert all(r.reward == pytest.approx(sum(r.terms[k] for k in ("coarse", "fine", "goal", "success"))) for r in recs)
     assert recs[-1].success and recs[-1].terms["success"] == 10.0       # the scripted expert reaches the goal
     assert [s.outcome for s in ended(graph_run["statuses"]["deg"])] == ["success"]
 

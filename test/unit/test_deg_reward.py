@@ -42,7 +42,7 @@ def test_reward_is_a_potential_difference_with_every_part_recorded():
     r.reset(G)
     start = G[K - 1]                       # unlike frame 0 (an unrelated view): Φ(s_0) = 0
     steps = [r.step(z) for z in (start, towards(1, 0.95), G[1], G[1], towards(2, 0.97), G[2])]
-    assert all(s.reward == pytest.approx(s.coarse + s.fine) for s in steps)
+    assert all(s.reward == pytest.approx(s.coarse + s.fine) and s.goal == 0 for s in steps)
     # undiscounted, the return telescopes to Φ at the end: 2 frames of progress and a perfect match to frame 2
     assert sum(s.reward for s in steps) == pytest.approx(3.0 * (2 + 1) / (K - 1))
     assert steps[1].coarse > 0 and steps[1].fine > 0          # frame 1 reached, loosely (cos 0.95)
@@ -71,10 +71,30 @@ def test_ordered_frames_earn_far_more_than_the_same_frames_shuffled():
     assert ordered > 2.5 and ordered > 1.2 * shuffled, (ordered, shuffled)
 
 
+def test_the_goal_term_pays_every_step_closer_to_the_last_frame_and_only_there():
+    G = basis_guidance()
+    approach = [towards(K - 1, c) for c in (0.85, 0.88, 0.95, 0.99)]   # cosines to the last frame, all ≥ δ_c
+
+    def run(goal_weight):
+        r = DEGReward(DEGParams(alpha=3.0, beta=1.0, gamma=1.0, goal_weight=goal_weight, **THRESHOLDS))
+        r.reset(G)
+        return [r.step(z) for z in [G[k] for k in range(1, K - 1)] + approach]
+
+    plain, with_goal = run(0.0), run(1.0)
+    assert all(s.goal == 0 for s in plain) and all(s.goal == 0 for s in with_goal[:K - 2])  # before the last frame
+    assert with_goal[K - 2].pointer == K - 1
+    assert all(s.goal > 0 for s in with_goal[K - 1:])              # each step closer pays, below δ_f (0.9) too
+    assert plain[K - 1].reward == pytest.approx(0.0)               # 0.85 → 0.88: the paper's terms are flat there
+    assert all(s.reward == pytest.approx(s.coarse + s.fine + s.goal) for s in with_goal)
+    phi_f, phi_g = (0.99 - 0.9) / 0.1, (0.99 - 0.8) / 0.2          # the potential reached, undiscounted
+    assert sum(s.reward for s in with_goal) == pytest.approx(3.0 * (1 + phi_f / (K - 1) + phi_g))
+
+
+@pytest.mark.parametrize("goal_weight", [0.0, 1.0])
 @pytest.mark.parametrize("gamma", [1.0, 0.99])
-def test_hovering_next_to_the_goal_earns_less_than_succeeding_over_every_horizon(gamma):
+def test_hovering_next_to_the_goal_earns_less_than_succeeding_over_every_horizon(gamma, goal_weight):
     theta, limit = 10.0, 100
-    p = DEGSourceParams(model_path="unused", gamma=gamma, theta=theta, **THRESHOLDS)
+    p = DEGSourceParams(model_path="unused", gamma=gamma, theta=theta, goal_weight=goal_weight, **THRESHOLDS)
     G = basis_guidance()
     # a path along the guidance to the last frame in K steps; the hover stays at the best possible near-goal
     # latent (the last frame itself: the pointer at K − 1, perfect fine match) without the success predicate
@@ -91,12 +111,15 @@ def test_hovering_next_to_the_goal_earns_less_than_succeeding_over_every_horizon
         succeed = [r.step(z).reward for z in (path + [G[-1]] * limit)[:reach_step]]
         succeed[-1] += theta
         best_hover = max(discounted(hover[:h]) for h in range(1, limit + 1))  # hovering for any horizon
-        assert discounted(succeed) > best_hover + 1.0, (reach_step, discounted(succeed), best_hover)
+        # the margin shrinks as the dense part grows: 1.9 at κ = 0 and 0.29 at κ = 1 (γ 0.99, success at the limit)
+        assert discounted(succeed) > best_hover + 0.2, (reach_step, discounted(succeed), best_hover)
 
 
 def test_success_must_outweigh_the_largest_dense_return():
     with pytest.raises(ValueError, match="success dominates"):
         DEGSourceParams(alpha=6.0, beta=1.0, theta=10.0)
+    with pytest.raises(ValueError, match="success dominates"):
+        DEGSourceParams(alpha=3.0, beta=1.0, goal_weight=2.0, theta=10.0)
     with pytest.raises(ValueError, match="not set and the model has no calibration"):
         DEGReward(DEGParams())
 
