@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -73,16 +74,20 @@ def record_demos(root: Path, args, episodes: int, first: int) -> float:
         for ep in range(first, first + episodes):
             obs, info = env.reset(seed=args.scene)
             rng = np.random.default_rng([args.scene, ep])
-            done = success = False
+            done, reached_at, t = False, None, 0
             while not done:
                 for delta in expert_chunk(info["task_state"], 5, rng, args.demo_noise):
                     state, image = obs["state"], obs[args.camera]
-                    obs, _, terminated, truncated, info = env.step(normalise_ee_delta(delta))
-                    success, done = info["success"], terminated or truncated
-                    writer.add_frame(state, np.r_[delta[:6], delta[6]], float(success), done, False,
+                    obs, _, _, truncated, info = env.step(normalise_ee_delta(delta))
+                    if info["success"] and reached_at is None:
+                        reached_at = t
+                    done = truncated or (reached_at is not None and t - reached_at >= args.settle_steps)
+                    writer.add_frame(state, np.r_[delta[:6], delta[6]], float(info["success"]), done, False,
                                      {args.camera: image}, task=TASK)
+                    t += 1
                     if done:
                         break
+            success = reached_at is not None
             writer.save_episode(success=success)
             wins += success
     env.close()
@@ -92,14 +97,14 @@ def record_demos(root: Path, args, episodes: int, first: int) -> float:
 class DEGPlusReward:
     """The DEG part of DEG+ for the gym loop: frozen encoder, guidance cached by first frame, calibrated thresholds."""
 
-    def __init__(self, model: Path, guidance: str, gamma: float):
+    def __init__(self, model: Path, guidance: str, gamma: float, goal_weight: float):
         from robot_rl.rewards.deg import DEGParams, DEGReward, load_encoder
         from robot_rl.rewards.deg_tools import model_calibration
         from robot_rl.rewards.guidance import load_provider
 
         self.encoder, meta = load_encoder(model)
         self.provider = load_provider(model, guidance, self.encoder, meta)
-        self.reward = DEGReward(DEGParams(gamma=gamma), model_calibration(meta, guidance))
+        self.reward = DEGReward(DEGParams(gamma=gamma, goal_weight=goal_weight), model_calibration(meta, guidance))
         self.cache: dict[str, object] = {}
 
     def reset(self, first_frame: np.ndarray) -> None:
@@ -131,7 +136,7 @@ def run_drq(arm: str, model: Path, args, seed: int) -> dict:
     torch.manual_seed(seed)
     from robot_rl.rewards.params import DEGParams
 
-    dense = DEGPlusReward(model, args.guidance, args.gamma) if arm == "deg+" else None
+    dense = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight) if arm == "deg+" else None
     alpha = DEGParams().alpha
     env = make_env(args, camera=dense is not None)
     cfg = DrQConfig(gamma=args.gamma, std_steps=args.std_steps, seed_steps=args.seed_steps)
@@ -226,7 +231,7 @@ def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
                      step_penalty=0.0, bc_anchor="buffer", gamma=args.gamma)
     learner = POCOLearner(policy, cfg, seed=seed)
     store = ReplayStore(horizon=spec.horizon, gamma=cfg.gamma)
-    dense = DEGPlusReward(model, args.guidance, args.gamma) if arm == "deg+" else None
+    dense = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight) if arm == "deg+" else None
     env = make_env(args, camera=dense is not None)
 
     def episode(train: bool):
@@ -270,6 +275,14 @@ def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
     return {"curve": curve, "train": train_log}
 
 
+def run_one(arm: str, seed: int, model: Path, demos: Path, args) -> dict:
+    """One (reward arm, seed) run with the chosen learner, in a worker process of its own."""
+    import torch
+
+    torch.set_num_threads(1)
+    return run_drq(arm, model, args, seed) if args.learner == "drq" else run_poco(arm, model, demos, args, seed)
+
+
 # ---- diagnostics, report -----------------------------------------------------------------------------------------
 def last_frame_match_by_distance(model: Path, args, marks=(0.20, 0.10, 0.05, 0.03, 0.01)) -> list[dict]:
     """How finely the reward sees the end: along a straight 1 cm-per-step approach to the goal on the bench's scene,
@@ -280,7 +293,7 @@ def last_frame_match_by_distance(model: Path, args, marks=(0.20, 0.10, 0.05, 0.0
 
     from robot_rl.rewards.deg import encode
 
-    reward = DEGPlusReward(model, args.guidance, args.gamma)
+    reward = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight)
     env = make_env(args, camera=True)
     obs, info = env.reset(seed=args.scene)
     guidance = F.normalize(reward.provider.make_guidance(obs[args.camera], TASK).latents.float(), dim=-1)
@@ -407,20 +420,27 @@ def main(argv=None) -> int:
     parser.add_argument("--demos", type=int, default=10, help="demos to train on (a fifth calibrate δ_c, δ_f)")
     parser.add_argument("--heldout-demos", type=int, default=5, help="demos for the diagnostics")
     parser.add_argument("--demo-noise", type=float, default=0.3)
+    parser.add_argument("--settle-steps", type=int, default=10,
+                        help="expert steps recorded after the goal is first reached (the guidance then ends in the "
+                             "settled state; 0: at the step before first contact with the 2 cm goal)")
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--gamma", type=float, default=0.99, help="the learner's discount and the shaping's γ")
     parser.add_argument("--theta", type=float, default=10.0)
+    parser.add_argument("--goal-weight", type=float, default=1.0,
+                        help="κ of DEG's goal term (robot_rl.rewards.params; 0: the paper's two terms)")
     parser.add_argument("--std-steps", type=int, default=4000,
-                        help="drq: env steps over which σ decays from 1.0 to 0.1 (DrQ-v2 decays over a tenth to a sixth "
-                             "of its budget; decaying over all 15000 steps left even the oracle arm at 0 %%)")
+                        help="drq: env steps over which σ decays from 1.0 to 0.1 (DrQ-v2 decays over a tenth to a "
+                             "sixth of its budget; decaying over all 15000 steps left even the oracle arm at 0 %%)")
     parser.add_argument("--seed-steps", type=int, default=1000, help="drq: uniform random actions first")
     parser.add_argument("--bc-steps", type=int, default=150, help="poco: BC warm start on the demos")
     parser.add_argument("--guidance", default="latent", choices=["latent", "nearest"])
     parser.add_argument("--encoder-steps", type=int, default=1000)
     parser.add_argument("--encoder-seed", type=int, default=0)
     parser.add_argument("--diffusion-steps", type=int, default=0, help="time a diffusion guidance clip (0: skip)")
+    parser.add_argument("--name", default="deg_vs_sparse", help="results file, PNG and docs section")
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel, one core each")
     parser.add_argument("--out", default="runs/bench/deg_vs_sparse")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     args = parser.parse_args(argv)
@@ -438,8 +458,8 @@ def main(argv=None) -> int:
     demo_rate = record_demos(data / "train", args, args.demos, 0)
     record_demos(data / "heldout", args, args.heldout_demos, 1000)
     model = out / "deg_model"
-    settings = {k: getattr(args, k) for k in ("scene", "camera", "image_size", "demos", "demo_noise", "max_steps",
-                                              "guidance", "encoder_steps", "encoder_seed")}
+    settings = {k: getattr(args, k) for k in ("scene", "camera", "image_size", "demos", "demo_noise", "settle_steps",
+                                              "max_steps", "guidance", "encoder_steps", "encoder_seed")}
     if not (model / "bench_settings.json").exists() or json.loads((model / "bench_settings.json").read_text()) \
             != settings:   # the DEG model is reused while the settings it was trained with are unchanged
         train_deg(data / "train", args.camera, model, [args.guidance], encoder_steps=args.encoder_steps,
@@ -449,16 +469,17 @@ def main(argv=None) -> int:
     approach = last_frame_match_by_distance(model, args)
     print(json.dumps(diag, indent=1))
     diffusion = time_diffusion_guidance(data / "train", model, args) if args.diffusion_steps else None
-    run = (lambda arm, s: run_drq(arm, model, args, s)) if args.learner == "drq" else \
-        (lambda arm, s: run_poco(arm, model, data / "train", args, s))
-    results = {arm: [run(arm, s) for s in args.seeds] for arm in args.arms}
+    jobs = [(arm, seed, model, data / "train", args) for arm in args.arms for seed in args.seeds]
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:   # each run on one core
+        runs = pool.starmap(run_one, jobs)
+    results = {arm: [r for (a, *_), r in zip(jobs, runs) if a == arm] for arm in args.arms}
     (out / "results.json").write_text(json.dumps({"results": results, "diagnostics": diag, "diffusion": diffusion,
                                                     "approach": approach}))
     minutes = (time.monotonic() - start) / 60
     if not set(ARMS) <= set(args.arms):
         print({arm: [r["curve"] for r in runs] for arm, runs in results.items()})
         return 0
-    plot(results, out / "deg_vs_sparse.png", args)
+    plot(results, out / f"{args.name}.png", args)
     table = []
     for arm in results:
         runs = results[arm]
@@ -488,7 +509,8 @@ def main(argv=None) -> int:
           f"({args.max_steps}-step episodes). DEG reads the {args.image_size}×{args.image_size} `{args.camera}` "
           f"camera; encoder ({args.encoder_steps} InfoNCE steps) and `{args.guidance}` guidance (a substitute for the "
           f"paper's video model) trained on {args.demos} scripted demos (noise {args.demo_noise}, {demo_rate:.0%} "
-          f"successful), thresholds calibrated on a held-out fifth of them. Evaluation: {args.eval_episodes} "
+          f"successful, recorded {args.settle_steps} steps past first reaching the goal), thresholds calibrated "
+          f"on a held-out fifth of them. DEG's goal weight κ {args.goal_weight}. Evaluation: {args.eval_episodes} "
           f"episodes per point.{diff_txt}\n\n"
           f"Reward diagnostics on {diag['episodes']} held-out demos: ordered return {diag['ordered_return']:.2f} vs "
           f"shuffled {diag['shuffled_return']:.2f}; matched/mismatched ROC AUC {diag['match_roc_auc']:.3f}; "
@@ -499,14 +521,14 @@ def main(argv=None) -> int:
           f"`{REFERENCE}` is a reference, not a method: the same shaping with the privileged potential α·(1 − d/d₀) "
           f"(d the TCP's distance to the goal). It tells whether the learner can use a dense reward that resolves "
           f"the last centimetres at this budget.\n\n{table}\n\n{verdict}\n\n"
-          f"![success against env steps](deg_vs_sparse.png)\n\nNumbers: docs/results/deg_vs_sparse.json. "
+          f"![success against env steps]({args.name}.png)\n\nNumbers: docs/results/{args.name}.json. "
           f"Command: `{cmd.strip()}` ({minutes:.0f} min). {machine_line()}\n")
     print(md)
     if args.no_write:
         return 0
-    write_results("deg_vs_sparse", long_rows(results, diag, approach, args))
-    shutil.copyfile(out / "deg_vs_sparse.png", ROOT / "docs" / "deg_vs_sparse.png")
-    write_section("deg_vs_sparse", md)
+    write_results(args.name, long_rows(results, diag, approach, args))
+    shutil.copyfile(out / f"{args.name}.png", ROOT / "docs" / f"{args.name}.png")
+    write_section(args.name, md)
     return 0
 
 
