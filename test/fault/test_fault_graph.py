@@ -264,20 +264,20 @@ def test_camera_stream_that_stops_or_turns_malformed_never_feeds_the_policy(tmp_
 
 # ---- a teleop device unplugged while the human drives -------------------------------------------------------------
 class UnpluggableDevice:
-    """Full +x deflection and a take-over press, until unplugged: then it raises like pygame (RuntimeError) or
-    hidapi (OSError) do for a device that is gone."""
+    """Full +x deflection and, when the test asks, a take-over press, until unplugged: then it raises like pygame
+    (RuntimeError) or hidapi (OSError) do for a device that is gone."""
 
     name = "gamepad"
 
     def __init__(self):
         self.error: Exception | None = None
-        self.pressed = False
+        self.press_takeover = False
 
     def poll(self) -> TeleopInput:
         if self.error is not None:
             raise self.error
-        events = [] if self.pressed else ["takeover"]
-        self.pressed = True
+        events = ["takeover"] if self.press_takeover else []
+        self.press_takeover = False
         return TeleopInput(twist=np.r_[1.0, 0, 0, 0, 0, 0], events=events)
 
     def close(self) -> None:
@@ -304,6 +304,8 @@ def test_teleop_device_unplugged_mid_takeover_holds_the_arm(capfd, error):
     try:
         wait_for(lambda: teleop.node.count_subscribers(contract.JOINT_STATES.name) or None, 10, "discovery")
         pub_status.publish(String(data=records.encode(records.EpisodeStatus(stamp=1.0, episode=0, state="running"))))
+        wait_for(lambda: teleop.node.running_episode is not None, 10, "the running episode")
+        device.press_takeover = True   # take-over needs a running episode
         wait_for(lambda: (tick(), chunks)[1], 10, "a teleop chunk", interval=0.1)
         assert chunks[-1].source == "teleop" and chunks[-1].points[0, 0] == pytest.approx(0.01)
         device.error = error
