@@ -152,17 +152,17 @@ def run_drq(arm: str, model: Path, args, seed: int) -> dict:
         obs, info = env.reset(seed=args.scene)
         if dense:
             dense.reset(obs[args.camera])
-        d0 = goal_distance(info)
+        d0, phi = goal_distance(info), 0.0   # the oracle's potential α(1 − d/d₀), 0 at reset
         states, actions, rewards, parts = [observe(obs, 0.0)], [], [], []
         done = success = terminated = False
         while not done:
             a = agent.act(states[-1], env_step + len(actions), std)
-            phi = alpha * (1 - goal_distance(info) / d0)
             obs, _, terminated, truncated, info = env.step(np.r_[a, np.zeros(3), 1.0])
             success, done = bool(info["success"]), terminated or truncated
             r, progress = args.theta * float(success), 0.0
             if arm == REFERENCE:
-                r += args.gamma * alpha * (1 - goal_distance(info) / d0) - phi
+                phi_next = alpha * (1 - goal_distance(info) / d0)
+                r, phi = r + args.gamma * phi_next - phi, phi_next
             if dense:
                 s = dense.step(obs[args.camera])
                 r, progress = r + s.reward, s.progress
@@ -309,14 +309,8 @@ def last_frame_match_by_distance(model: Path, args, marks=(0.20, 0.10, 0.05, 0.0
     rows = []
     for mark in marks:
         dist, sim, frame = min(trace, key=lambda t: abs(t[0] - mark))
-        rows.append({"distance_m": dist, "last_frame_cosine": sim, "best_frame": frame})
+        rows.append({"distance_m": dist, "last_frame_cosine": sim, "best_frame": frame, "frames": len(guidance)})
     return rows
-
-
-def reward_frames(model: Path, args) -> int:
-    from robot_rl.rewards.deg import load_encoder
-
-    return int(load_encoder(model)[1]["num_frames"])
 
 
 def diagnose(model: Path, heldout: Path, args) -> dict:
@@ -369,7 +363,8 @@ def long_rows(results: dict, diag: dict, approach: list[dict], args) -> list[dic
                              value=float(np.mean([t["success"] for t in r["train"]]))))
     rows += [{"method": "deg+", "seed": args.encoder_seed, "metric": k, "value": v} for k, v in diag.items()]
     rows += [{"method": "deg+", "seed": args.encoder_seed, "metric": "last_frame_cosine", "distance_m": a["distance_m"],
-              "best_frame": a["best_frame"], "value": a["last_frame_cosine"]} for a in approach]
+              "best_frame": a["best_frame"], "frames": a["frames"], "value": a["last_frame_cosine"]}
+             for a in approach]
     return rows
 
 
@@ -515,7 +510,7 @@ def main(argv=None) -> int:
           f"Reward diagnostics on {diag['episodes']} held-out demos: ordered return {diag['ordered_return']:.2f} vs "
           f"shuffled {diag['shuffled_return']:.2f}; matched/mismatched ROC AUC {diag['match_roc_auc']:.3f}; "
           f"δ_c {diag['coarse_threshold']:.3f}, δ_f {diag['fine_threshold']:.3f}. Along a straight approach to the "
-          f"goal, cosine to the guidance's last frame (best-matching frame of {reward_frames(model, args)}): "
+          f"goal, cosine to the guidance's last frame (best-matching frame of {approach[0]['frames']}): "
           + ", ".join(f"{a['distance_m'] * 100:.1f} cm {a['last_frame_cosine']:.3f} ({a['best_frame']})"
                       for a in approach) + ".\n\n"
           f"`{REFERENCE}` is a reference, not a method: the same shaping with the privileged potential α·(1 − d/d₀) "
