@@ -9,6 +9,7 @@ from __future__ import annotations
 import faulthandler
 import signal
 import sys
+import time
 from typing import TypeVar
 
 import rclpy
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 
 from robot_rl.configs import flatten_defaults, unflatten
@@ -25,6 +27,7 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 RecordT = TypeVar("RecordT", bound=records.Record)
 ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 STUCK_STOP_S = 5.0  # a node still stopping after this long prints every thread's stack (launch escalates to SIGTERM)
+DELIVER_S = 3.0    # how long a node that ends its own run waits for its readers to acknowledge what it published
 
 
 class ConfigError(ValueError):
@@ -113,6 +116,21 @@ class ExitRequest(Exception):
         self.code = code
 
 
+def deliver_published(node: Node, timeout_s: float = DELIVER_S) -> list[str]:
+    """Wait until every reliable reader acknowledged what the node published, `timeout_s` at most in all; the topics
+    still unacknowledged. A node that ends its own run (the episode manager after its last episode) calls this
+    before its process exits: the exit takes samples not yet acknowledged with it, and a reader whose DDS threads
+    were starved on a busy host would never get them (the last episode's `ended` status, and with it the operator's
+    verdict in the reward node)."""
+    deadline = time.monotonic() + timeout_s
+    late = []
+    for pub in node.publishers:
+        left = max(0.0, deadline - time.monotonic())
+        if not pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+            late.append(pub.topic_name)
+    return late
+
+
 def run_node(node_factory, args: list[str] | None = None) -> int:
     """Create the node, spin it on a SingleThreadedExecutor until SIGINT/SIGTERM or ExitRequest; return exit code.
 
@@ -139,6 +157,9 @@ def run_node(node_factory, args: list[str] | None = None) -> int:
         code = 2
     except ExitRequest as req:
         code = req.code
+        if node is not None and (late := deliver_published(node)):
+            node.get_logger().warning(f"exiting with samples not acknowledged by every reader after {DELIVER_S} s "
+                                      f"on {late}")
     except (KeyboardInterrupt, ExternalShutdownException):
         code = 0
     except _rclpy.RCLError:
