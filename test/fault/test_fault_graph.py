@@ -149,14 +149,20 @@ def test_policy_node_killed_arm_holds_from_the_next_tick_and_episode_is_interrup
     assert after[0].stamp - ticks[last_policy].stamp == pytest.approx(PERIOD, abs=3e-3)
     assert all(c.source == "hold" for c in after), [c.source for c in after]
     assert all(np.all(c.points[0, :6] == 0.0) for c in after)  # EE hold: a zero delta, the target stays frozen
-    tail = sum(c.stamp > killed_at for c in ticks[:last_policy + 1])
+    # the last chunk the policy sent before it died; judged by its own stamps, not by when the probe saw the kill
+    # (the probe's clock lags a busy graph by several ticks)
+    last_chunk = max((c for c in watch.chunks if c.stamp <= end_time), key=lambda c: c.stamp)
+    chunk_end = last_chunk.stamp + (len(last_chunk.points) - 1) * last_chunk.dt
+    tail = sum(c.stamp >= last_chunk.stamp - PERIOD / 2 for c in ticks[:last_policy + 1])
     hold_from = after[0].stamp
     held = [np.array(p) for t, p in watch.poses if hold_from <= t <= end_time]  # then the next episode resets it
     drift = max(np.linalg.norm(p - held[0]) for p in held)  # the arm settling onto its frozen target
-    print(f"\npolicy killed at t={killed_at:.3f}: {tail} queued point(s) of its last chunk executed, then hold from "
+    print(f"\npolicy killed at t={killed_at:.3f} (the probe's clock): {tail} point(s) of its last chunk (t="
+          f"{last_chunk.stamp:.3f}) executed, then hold from "
           f"the next tick (t={hold_from:.3f}); TCP motion while holding {drift * 1e3:.2f} mm; episode {end.outcome} "
           f"at t={end_time:.3f} ({detect_wall:.1f} s wall after the kill): {end.reason}; restarted, acting again")
-    assert tail <= 5  # at most the unexecuted tail of the last validated chunk (horizon 5)
+    # no policy point past the end of the last chunk it sent: the arm ran out what was validated, then held
+    assert ticks[last_policy].stamp <= chunk_end + PERIOD / 2, (ticks[last_policy].stamp, chunk_end)
     assert drift < 0.01  # settling onto the frozen target: at most the tracking lag, under one 1 cm EE step
     assert end.outcome == "interrupted" and "watchdog" in end.reason, end
 
