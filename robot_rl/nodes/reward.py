@@ -10,7 +10,8 @@ episode with an operator outcome, and this node answers with a final record (suc
 success / failure buttons call those same services.
 
 Once an episode's inputs are all in (one stamped after its end came), `reward/status` says how many records it got
-against the steps the arm executed, and why any tick has none (core.episodes.StampTally).
+against the steps the arm executed, and why any tick has none (core.episodes.StampTally). Only then does the next
+episode begin here: under load its `running` status can overtake the last inputs of the one that ended.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class RewardNode(Node):
         self.pub = None  # made on the first input, so a reward publisher in the graph means its inputs arrive
         self.pub_status = contract.publisher(self, contract.REWARD_STATUS)
         self.tally: StampTally | None = None  # the newest episode's, until reported
+        self.later: deque[records.EpisodeStatus] = deque()  # statuses not yet taken (take_statuses)
         self.newest_input = float("-inf")
         contract.subscribe(self, contract.EPISODE_STATUS, self.on_status)
         # every input is a reward record owed: deep reader queues, so a busy node scores late rather than never
@@ -67,25 +69,21 @@ class RewardNode(Node):
     # ---- episode bookkeeping -----------------------------------------------------------------------------------
     def on_status(self, msg: String) -> None:
         status = decode_or_log(self, msg.data, records.EpisodeStatus)
-        if status is None:
-            return
+        if status is not None:
+            self.later.append(status)
+            self.take_statuses()
+
+    def take_statuses(self) -> None:
+        """Statuses in order, but the next episode's only once the inputs up to this one's end are in: under load
+        its `running` status can overtake the last inputs (another topic), which would then score for no episode."""
+        while self.later and not (self.later[0].state == "running" and self.later[0].episode != self.episode
+                                  and self.newest_input <= self.end_stamp < float("inf")):
+            self.take(self.later.popleft())
+
+    def take(self, status: records.EpisodeStatus) -> None:
         if status.state == "running":
             if status.episode != self.episode:
-                if self.verdict is not None and self.ready:  # the inputs stopped before one after its end came
-                    self.publish(self.verdict)
-                self.verdict = None
-                if self.tally is not None:  # the previous episode's inputs stopped before one after its end came
-                    self.report_tally()
-                self.tally = StampTally(status.episode)
-                self.episode, self.task, self.start_stamp, self.step = status.episode, status.task, status.stamp, 0
-                self.end_stamp = float("inf")
-                self.ready = False
-                self.setup.forget()
-                self.pending.clear()
-                for obs in self.recent:  # inputs of this episode that arrived before its status
-                    if obs.stamp >= self.start_stamp:
-                        self.submit(obs)
-                self.drain()
+                self.begin(status)
             return
         if status.state != "ended" or self.tally is None or status.episode != self.tally.episode:
             return
@@ -98,6 +96,23 @@ class RewardNode(Node):
             # after the records of the inputs up to the end, some still queued on their topic: records stay in order
             self.verdict = RewardInput(status.stamp, self.last_image, self.last_task_state, operator=status.outcome)
             self.drain()
+
+    def begin(self, status: records.EpisodeStatus) -> None:
+        if self.verdict is not None and self.ready:  # the inputs stopped before one after its end came
+            self.publish(self.verdict)
+        self.verdict = None
+        if self.tally is not None:  # the previous episode's inputs stopped before one after its end came
+            self.report_tally()
+        self.tally = StampTally(status.episode)
+        self.episode, self.task, self.start_stamp, self.step = status.episode, status.task, status.stamp, 0
+        self.end_stamp = float("inf")
+        self.ready = False
+        self.setup.forget()
+        self.pending.clear()
+        for obs in self.recent:  # inputs of this episode that arrived before its status
+            if obs.stamp >= self.start_stamp:
+                self.submit(obs)
+        self.drain()
 
     # ---- inputs ----------------------------------------------------------------------------------------------------
     def on_task_state(self, msg: String) -> None:
@@ -129,6 +144,7 @@ class RewardNode(Node):
         if self.episode is not None and self.start_stamp <= obs.stamp <= self.end_stamp:
             self.submit(obs)
         self.drain()
+        self.take_statuses()
 
     # ---- scoring ---------------------------------------------------------------------------------------------------
     def submit(self, obs: RewardInput) -> None:

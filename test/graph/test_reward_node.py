@@ -73,3 +73,57 @@ def test_a_setup_that_never_finishes_costs_one_episode_its_rewards_and_says_so()
         source.release.set()
         probe.close()
         node.close()
+
+
+class PaysOne(RewardSource):
+    name = "pays_one"
+
+    def prepare(self, first, task):
+        pass
+
+    def step(self, obs):
+        return RewardStep(1.0, {"paid": 1.0}, False, False)
+
+
+def test_an_episode_whose_next_status_overtakes_its_last_inputs_still_scores_them():
+    """Under load the next episode's `running` status can arrive before the last inputs of the episode that ended
+    (another topic): those inputs are scored for their own episode, in order, before the next one begins."""
+    ns = "reward_status_overtakes"
+    node = NodeInThread(RewardNode, {}, namespace=ns, source_factory=lambda cfg: PaysOne())
+    probe = Probe("reward_overtake_probe", namespace=ns)
+    rewards = probe.collect(f"/{ns}/{contract.REWARD.name}", records.RewardRecord, contract.RECORDS_DEEP)
+    statuses = probe.collect(f"/{ns}/{contract.REWARD_STATUS.name}", records.RewardStatus, contract.REWARD_STATUS.qos)
+    pub_status = probe.node.create_publisher(String, contract.EPISODE_STATUS.name, contract.EPISODE_STATUS.qos)
+    pub_task = probe.node.create_publisher(String, contract.TASK_STATE.name, contract.TASK_STATE.qos)
+    received: list[records.EpisodeStatus] = []
+    node.node.create_subscription(String, contract.EPISODE_STATUS.name,
+                                  lambda msg: received.append(records.decode(msg.data, records.EpisodeStatus)),
+                                  contract.EPISODE_STATUS.qos)
+
+    def episode_status(episode, state, stamp, **kw):
+        pub_status.publish(String(data=records.encode(records.EpisodeStatus(stamp=stamp, episode=episode, state=state,
+                                                                            task="reach", **kw))))
+
+    def ticks(first, last):
+        for k in range(first, last + 1):
+            pub_task.publish(String(data=records.encode(records.TaskState(stamp=round(k * PERIOD, 3), task="reach",
+                                                                          success=False, state={}))))
+
+    try:
+        wait_for(lambda: pub_status.get_subscription_count() >= 2 and pub_task.get_subscription_count(), 30,
+                 "the reward node's subscriptions")
+        episode_status(0, "running", 0.0)
+        ticks(0, 14)
+        wait_for(lambda: len(rewards) >= 15, 30, "episode 0's first 15 records")
+        # episode 0 ends at tick 20 and episode 1 starts at tick 21 before the inputs of ticks 15-20 have come
+        episode_status(0, "ended", 20 * PERIOD, outcome="timeout", executed_steps=20)
+        episode_status(1, "running", 21 * PERIOD)
+        wait_for(lambda: len(received) >= 3, 30, "the statuses at the node, before the late inputs")
+        ticks(15, 40)
+        wait_for(lambda: len(rewards) >= 41 and statuses, 30, "the records of both episodes and episode 0's status")
+        assert [(r.episode, r.step) for r in rewards] == [(0, k) for k in range(21)] + [(1, k) for k in range(20)]
+        (status,) = statuses
+        assert status.accounting.episode == 0 and status.accounting.kept == 21 and not status.accounting.cause, status
+    finally:
+        probe.close()
+        node.close()
