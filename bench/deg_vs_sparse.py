@@ -8,20 +8,21 @@ PandaTaskEnv, seed `--scene`), learned from scratch. The DEG reward reads one ca
      its own held-out share of the demos,
   3. diagnostics on the held-out set: return along ordered vs shuffled frames, matched/mismatched ROC AUC,
   4. per seed, both rewards train the same learner with the same budget; sparse: r = θ·1[success];
-     DEG+: r = γΦ(s′) − Φ(s) + θ·1[success]. With DEG the learner also observes the pointer fraction m/(K − 1).
-     A third arm, `oracle`, is a reference and not a method: the same shaping with the privileged potential
+     DEG+: DEG's payment of Φ (`--payment`: level (1 − γ)Φ(s′) or potential γΦ(s′) − Φ(s)) + θ·1[success].
+     With DEG the learner also observes the pointer fraction m/(K − 1).
+     A third arm, `oracle`, is a reference and not a method: the same payment of the privileged potential
      Φ = α·(1 − d/d₀) (d the TCP's distance to the goal, d₀ at reset; α as DEG's). It shows what the learner
      makes of a dense reward that resolves the last centimetres, so that a miss can be put on the reward or on the
      learner.
 
-Learners: `drq` (default, from scratch), the exploring DrQ-v2-style actor-critic of robot_rl.rl.drqv2 on the robot
-state, acting on the translation only (the reach expert does not rotate); `poco`, POCO on a flow chunk policy
-warm-started by `--bc-steps` of behaviour cloning on the demos (no pointer in its observation).
+Learners: `sac` (default, from scratch), the soft actor-critic of robot_rl.rl.sac on the robot state, acting on the
+translation only (the reach expert does not rotate); `poco`, POCO on a flow chunk policy warm-started by
+`--bc-steps` of behaviour cloning on the demos (no pointer in its observation).
 Evaluation: `--eval-episodes` episodes every `--eval-every` env steps and at the end. The scene is fixed and the env
-deterministic, so the drq policy is evaluated as it acts at the end of its exploration schedule (σ_end noise, an own
-noise seed per episode); POCO samples its flow policy. Guidance is made from each episode's first frame and cached.
+deterministic, so the sac policy is evaluated as its mean action plus a fixed noise (`--eval-noise`, an own noise
+seed per episode); POCO samples its flow policy. Guidance is made from each episode's first frame and cached.
 
-    python -m bench.deg_vs_sparse [--env-steps 6000] [--seeds 0 1 2] [--learner drq|poco]
+    python -m bench.deg_vs_sparse [--env-steps 6000] [--seeds 0 1 2] [--learner sac|poco] [--payment level]
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ from robot_rl.core.stats import mean_interval, wilson  # noqa: E402
 TASK = "reach"
 ARMS = ("sparse", "deg+")   # the claim
 REFERENCE = "oracle"        # privileged distance shaping, reported beside the claim
-TRANSLATION = 3   # drq acts on the EE translation; rotation held, gripper open
+TRANSLATION = 3   # sac acts on the EE translation; rotation held, gripper open
 RATE = (0.0, 1.0)
 
 
@@ -97,14 +98,15 @@ def record_demos(root: Path, args, episodes: int, first: int) -> float:
 class DEGPlusReward:
     """The DEG part of DEG+ for the gym loop: frozen encoder, guidance cached by first frame, calibrated thresholds."""
 
-    def __init__(self, model: Path, guidance: str, gamma: float, goal_weight: float):
+    def __init__(self, model: Path, guidance: str, gamma: float, goal_weight: float, payment: str):
         from robot_rl.rewards.deg import DEGParams, DEGReward, load_encoder
         from robot_rl.rewards.deg_tools import model_calibration
         from robot_rl.rewards.guidance import load_provider
 
         self.encoder, meta = load_encoder(model)
         self.provider = load_provider(model, guidance, self.encoder, meta)
-        self.reward = DEGReward(DEGParams(gamma=gamma, goal_weight=goal_weight), model_calibration(meta, guidance))
+        self.reward = DEGReward(DEGParams(gamma=gamma, goal_weight=goal_weight, payment=payment),
+                                model_calibration(meta, guidance))
         self.cache: dict[str, object] = {}
 
     def reset(self, first_frame: np.ndarray) -> None:
@@ -126,22 +128,22 @@ def goal_distance(info: dict) -> float:
 
 
 # ---- the exploring learner (from scratch) ------------------------------------------------------------------------
-def run_drq(arm: str, model: Path, args, seed: int) -> dict:
-    """One DrQ-v2-style run; returns evaluation outcomes and per-episode training stats."""
+def run_sac(arm: str, model: Path, args, seed: int) -> dict:
+    """One soft actor-critic run; returns evaluation outcomes and per-episode training stats."""
     import torch
     from tqdm import tqdm
 
-    from robot_rl.rl.drqv2 import DrQConfig, DrQv2Agent
+    from robot_rl.rl.sac import SACAgent, SACConfig
 
     torch.manual_seed(seed)
     from robot_rl.rewards.params import DEGParams
 
-    dense = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight) if arm == "deg+" else None
+    dense = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight, args.payment) if arm == "deg+" else None
     alpha = DEGParams().alpha
     env = make_env(args, camera=dense is not None)
-    cfg = DrQConfig(gamma=args.gamma, std_steps=args.std_steps, seed_steps=args.seed_steps)
+    cfg = SACConfig(gamma=args.gamma, seed_steps=args.seed_steps)
     obs_dim = env.observation_space["state"].shape[0] + (dense is not None)
-    agent = DrQv2Agent(obs_dim, TRANSLATION, cfg, seed=seed)
+    agent = SACAgent(obs_dim, TRANSLATION, cfg, seed=seed)
 
     def observe(obs, progress: float) -> np.ndarray:
         return np.r_[obs["state"], progress] if dense else obs["state"]
@@ -162,7 +164,8 @@ def run_drq(arm: str, model: Path, args, seed: int) -> dict:
             r, progress = args.theta * float(success), 0.0
             if arm == REFERENCE:
                 phi_next = alpha * (1 - goal_distance(info) / d0)
-                r, phi = r + args.gamma * phi_next - phi, phi_next
+                paid = (1 - args.gamma) * phi_next if args.payment == "level" else args.gamma * phi_next - phi
+                r, phi = r + paid, phi_next
             if dense:
                 s = dense.step(obs[args.camera])
                 r, progress = r + s.reward, s.progress
@@ -174,13 +177,13 @@ def run_drq(arm: str, model: Path, args, seed: int) -> dict:
 
     def evaluate(index: int) -> list[int]:
         saved = agent.rng
-        outcomes = [int(episode(args.env_steps, cfg.std_end, noise_seed=10_000 * (seed + 1) + 100 * index + i)[3])
+        outcomes = [int(episode(args.env_steps, args.eval_noise, noise_seed=10_000 * (seed + 1) + 100 * index + i)[3])
                     for i in range(args.eval_episodes)]
         agent.rng = saved
         return outcomes
 
     curve, train_log, steps, next_eval = {"env_steps": [], "outcomes": []}, [], 0, 0
-    with tqdm(total=args.env_steps, desc=f"drq {arm} seed {seed}", unit="step") as bar:
+    with tqdm(total=args.env_steps, desc=f"sac {arm} seed {seed}", unit="step") as bar:
         while steps < args.env_steps:
             if steps >= next_eval:
                 curve["env_steps"].append(steps)
@@ -190,7 +193,7 @@ def run_drq(arm: str, model: Path, args, seed: int) -> dict:
             agent.replay.add_episode(states, actions, rewards, terminated)
             for t in range(steps, steps + len(actions)):
                 if t >= cfg.seed_steps and t % cfg.update_every == 0:
-                    agent.update(t)
+                    agent.update()
             steps += len(actions)
             bar.update(len(actions))
             recent = [t["success"] for t in train_log[-9:]] + [success]
@@ -231,7 +234,7 @@ def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
                      step_penalty=0.0, bc_anchor="buffer", gamma=args.gamma)
     learner = POCOLearner(policy, cfg, seed=seed)
     store = ReplayStore(horizon=spec.horizon, gamma=cfg.gamma)
-    dense = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight) if arm == "deg+" else None
+    dense = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight, args.payment) if arm == "deg+" else None
     env = make_env(args, camera=dense is not None)
 
     def episode(train: bool):
@@ -280,7 +283,7 @@ def run_one(arm: str, seed: int, model: Path, demos: Path, args) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    return run_drq(arm, model, args, seed) if args.learner == "drq" else run_poco(arm, model, demos, args, seed)
+    return run_sac(arm, model, args, seed) if args.learner == "sac" else run_poco(arm, model, demos, args, seed)
 
 
 # ---- diagnostics, report -----------------------------------------------------------------------------------------
@@ -293,7 +296,7 @@ def last_frame_match_by_distance(model: Path, args, marks=(0.20, 0.10, 0.05, 0.0
 
     from robot_rl.rewards.deg import encode
 
-    reward = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight)
+    reward = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight, args.payment)
     env = make_env(args, camera=True)
     obs, info = env.reset(seed=args.scene)
     guidance = F.normalize(reward.provider.make_guidance(obs[args.camera], TASK).latents.float(), dim=-1)
@@ -403,7 +406,7 @@ def plot(results: dict, path: Path, args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--learner", choices=["drq", "poco"], default="drq")
+    parser.add_argument("--learner", choices=["sac", "poco"], default="sac")
     parser.add_argument("--env-steps", type=int, default=6000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=[*ARMS, REFERENCE], choices=[*ARMS, REFERENCE],
@@ -425,10 +428,10 @@ def main(argv=None) -> int:
     parser.add_argument("--theta", type=float, default=10.0)
     parser.add_argument("--goal-weight", type=float, default=1.0,
                         help="κ of DEG's goal term (robot_rl.rewards.params; 0: the paper's two terms)")
-    parser.add_argument("--std-steps", type=int, default=4000,
-                        help="drq: env steps over which σ decays from 1.0 to 0.1 (DrQ-v2 decays over a tenth to a "
-                             "sixth of its budget; decaying over all 15000 steps left even the oracle arm at 0 %%)")
-    parser.add_argument("--seed-steps", type=int, default=1000, help="drq: uniform random actions first")
+    parser.add_argument("--payment", choices=["level", "potential"], default="level",
+                        help="how DEG+ and the oracle pay Φ (robot_rl.rewards.params.DEGParams.payment)")
+    parser.add_argument("--eval-noise", type=float, default=0.1, help="sac: N(0, σ²) on the mean action in evaluation")
+    parser.add_argument("--seed-steps", type=int, default=1000, help="sac: uniform random actions first")
     parser.add_argument("--bc-steps", type=int, default=150, help="poco: BC warm start on the demos")
     parser.add_argument("--guidance", default="latent", choices=["latent", "nearest"])
     parser.add_argument("--encoder-steps", type=int, default=1000)
@@ -491,15 +494,16 @@ def main(argv=None) -> int:
                             "final per seed", f"mean curve (every {args.eval_every} steps)",
                             "training-episode success"], table)
     cmd = "python -m bench.deg_vs_sparse " + " ".join(argv if argv is not None else sys.argv[1:])
-    learner = ("DrQ-v2-style actor-critic from scratch (robot_rl/rl/drqv2.py: n-step 3, σ 1.0 → 0.1 over "
-               f"{args.std_steps} steps, "
-               f"{args.seed_steps} random steps; acts on the EE translation)" if args.learner == "drq" else
+    learner = ("soft actor-critic from scratch (robot_rl/rl/sac.py: n-step 3, entropy target −3, state scaled by "
+               f"its first {args.seed_steps} random steps; acts on the EE translation; evaluated with its mean action "
+               f"+ N(0, {args.eval_noise}²))" if args.learner == "sac" else
                f"POCO on a flow chunk policy, BC warm start ({args.bc_steps} steps on the demos)")
     diff_txt = (f" Diffusion guidance ({diffusion['train_steps']} DDPM training steps, {diffusion['train_s']:.0f} s): "
                 f"one {diffusion['frames']}-frame clip for an unseen scene in {diffusion['clip_s']:.1f} s "
                 f"({diffusion['sample_steps']} DDIM steps, one core)." if diffusion else "")
+    payment = "(1 − γ)Φ(s′)" if args.payment == "level" else "γΦ(s′) − Φ(s)"
     md = (f"## DEG+ dense reward vs sparse success, the same learner and budget\n\n"
-          f"DEG+ (γΦ(s′) − Φ(s) + θ·1[success], θ {args.theta}) vs sparse θ·1[success], the same {learner} and "
+          f"DEG+ ({payment} + θ·1[success], θ {args.theta}) vs sparse θ·1[success], the same {learner} and "
           f"{args.env_steps} env steps per run, seeds {args.seeds}, `{TASK}` on fixed scene {args.scene} "
           f"({args.max_steps}-step episodes). DEG reads the {args.image_size}×{args.image_size} `{args.camera}` "
           f"camera; encoder ({args.encoder_steps} InfoNCE steps) and `{args.guidance}` guidance (a substitute for the "
@@ -513,7 +517,7 @@ def main(argv=None) -> int:
           f"goal, cosine to the guidance's last frame (best-matching frame of {approach[0]['frames']}): "
           + ", ".join(f"{a['distance_m'] * 100:.1f} cm {a['last_frame_cosine']:.3f} ({a['best_frame']})"
                       for a in approach) + ".\n\n"
-          f"`{REFERENCE}` is a reference, not a method: the same shaping with the privileged potential α·(1 − d/d₀) "
+          f"`{REFERENCE}` is a reference, not a method: the same payment of the privileged potential α·(1 − d/d₀) "
           f"(d the TCP's distance to the goal). It tells whether the learner can use a dense reward that resolves "
           f"the last centimetres at this budget.\n\n{table}\n\n{verdict}\n\n"
           f"![success against env steps]({args.name}.png)\n\nNumbers: docs/results/{args.name}.json. "

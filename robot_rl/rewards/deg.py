@@ -9,9 +9,13 @@ Pieces (the paper's §3; docs/rewards.md describes each choice made here):
                coarse  k* = argmax_{k∈[m, m+W]} c_k; if k* > m and c_{k*} ≥ δ_c then m ← k*   (order matters)
                fine    φ_f = clip((c_m − δ_f)/(1 − δ_f), 0, 1), the tightness of the match to the frame reached
                Φ       = α·(m + β·φ_f)/(K − 1),  β ≤ 1 so that reaching frame m+1 never lowers Φ
-               r_t     = γΦ(s_{t+1}) − Φ(s_t)  (+ θ·1[success] for DEG+, added by the reward source)
-Progress is paid as a potential difference (Ng et al. 1999), so no behaviour can collect dense reward forever:
-over any horizon the dense return is at most max Φ = α(1 + β/(K − 1)) < θ, and succeeding beats hovering.
+               r_t     = (1 − γ)·Φ(s_{t+1})      payment `level` (default)
+                         γΦ(s_{t+1}) − Φ(s_t)     payment `potential` (Ng et al. 1999)
+                         (+ θ·1[success] for DEG+, added by the reward source)
+Either way no behaviour can collect dense reward forever: over any horizon the discounted dense return is at most
+max Φ = α(1 + β/(K − 1)) < θ, so succeeding beats hovering. They differ for a learner: a potential difference leaves
+every action's value where it was (Q_Φ = Q − Φ), so once the critic has learned Φ it no longer prefers any action
+before the first success; the level keeps paying more per step where Φ is higher (docs/rewards.md measures both).
 """
 from __future__ import annotations
 
@@ -199,9 +203,9 @@ def calibrate(similarity: list[np.ndarray]) -> Calibration:
 # ---- reward ------------------------------------------------------------------------------------------------------
 @dataclass
 class DEGStep:
-    coarse: float      # α·(γ·m′ − m)/(K − 1): the pointer's part of γΦ(s′) − Φ(s)
-    fine: float        # α·β·(γ·φ_f′ − φ_f)/(K − 1): the fine match's part
-    goal: float        # α·κ·(γ·φ_g′ − φ_g): the match to the last frame, once the pointer is there (0 with κ = 0)
+    coarse: float      # the pointer's part of the payment: α·(1 − γ)·m′/(K − 1) or α·(γ·m′ − m)/(K − 1)
+    fine: float        # the fine match's part: α·β·(1 − γ)·φ_f′/(K − 1) or α·β·(γ·φ_f′ − φ_f)/(K − 1)
+    goal: float        # the match to the last frame, once the pointer is there (0 with κ = 0), paid the same way
     pointer: int       # m after this step
     progress: float    # m/(K − 1), the pointer as a fraction (part of the learner's observation)
     similarity: float  # c_m, the match to the guidance frame reached (diagnostics)
@@ -254,9 +258,12 @@ class DEGReward:
         # goal: at the last frame, the match floored at δ_c (δ_f leaves the last centimetres flat)  + α κ φ_g
         phi_g = min(max((c_m - self.coarse_threshold) / (1 - self.coarse_threshold), 0.0), 1.0)
         goal_part = p.alpha * p.goal_weight * phi_g if self.m == K - 1 else 0.0
-        coarse = p.gamma * coarse_part - scale * m
-        fine = p.gamma * fine_part - self.fine_part
-        goal = p.gamma * goal_part - self.goal_part
+        if p.payment == "level":   # (1 − γ)Φ(s′): the pull to a higher Φ stays once a critic has learned Φ
+            coarse, fine, goal = ((1 - p.gamma) * part for part in (coarse_part, fine_part, goal_part))
+        else:                      # γΦ(s′) − Φ(s)
+            coarse = p.gamma * coarse_part - scale * m
+            fine = p.gamma * fine_part - self.fine_part
+            goal = p.gamma * goal_part - self.goal_part
         self.fine_part, self.goal_part = fine_part, goal_part
         return DEGStep(coarse, fine, goal, self.m, self.m / (K - 1), c_m, coarse + fine + goal)
 

@@ -122,7 +122,8 @@ def diagnostics(model: str | Path, videos: list[np.ndarray], task: str, guidance
 
     encoder, meta = load_encoder(Path(model))
     provider = load_provider(Path(model), guidance, encoder, meta)
-    reward = DEGReward(DEGParams(gamma=1.0), model_calibration(meta, guidance))
+    # undiscounted potential: an episode's return is the Φ it ends at, whatever the payment the learner gets
+    reward = DEGReward(DEGParams(gamma=1.0, payment="potential"), model_calibration(meta, guidance))
     rng = np.random.default_rng(seed)
     episodes, maps = [], []
     for video in videos:

@@ -22,7 +22,15 @@ class DEGParams(BaseModel):
     goal_weight: float = Field(0.0, ge=0, description="κ: at the last guidance frame Φ gains α·κ·φ_g, the match to "
                                                      "that frame floored at δ_c instead of δ_f, which leads through "
                                                      "the last centimetres (0: the paper's two terms only)")
-    gamma: float = Field(0.99, gt=0, le=1, description="γ of the shaping γΦ(s′) − Φ(s); the learner's discount")
+    payment: Literal["level", "potential"] = Field("level", description="how progress is paid: (1 − γ)Φ(s′) "
+                                                   "(level) or γΦ(s′) − Φ(s) (potential); docs/rewards.md")
+    gamma: float = Field(0.99, gt=0, le=1, description="γ of the payment; the learner's discount")
+
+    @model_validator(mode="after")
+    def level_needs_discount(self) -> DEGParams:
+        if self.payment == "level" and self.gamma >= 1:
+            raise ValueError("deg payment 'level' pays (1 − gamma)·Φ: it needs gamma < 1 (or payment 'potential')")
+        return self
 
 
 class ClassifierParams(BaseModel):

@@ -36,7 +36,7 @@ def test_pointer_moves_to_the_best_match_in_a_small_window_and_never_back():
 
 
 def test_reward_is_a_potential_difference_with_every_part_recorded():
-    p = DEGParams(alpha=3.0, beta=1.0, gamma=1.0, **THRESHOLDS)
+    p = DEGParams(alpha=3.0, beta=1.0, gamma=1.0, payment="potential", **THRESHOLDS)
     r = DEGReward(p)
     G = basis_guidance()
     r.reset(G)
@@ -60,7 +60,7 @@ def test_ordered_frames_earn_far_more_than_the_same_frames_shuffled():
     progress = torch.linspace(0, k - 1, T)
     frames = F.normalize(torch.exp(-(torch.arange(k)[None] - progress[:, None]) ** 2)
                          + 0.05 * torch.rand(T, k), dim=-1)
-    r = DEGReward(DEGParams(gamma=1.0, **THRESHOLDS))
+    r = DEGReward(DEGParams(gamma=1.0, payment="potential", **THRESHOLDS))
 
     def total(zs):
         r.reset(G)
@@ -76,7 +76,8 @@ def test_the_goal_term_pays_every_step_closer_to_the_last_frame_and_only_there()
     approach = [towards(K - 1, c) for c in (0.85, 0.88, 0.95, 0.99)]   # cosines to the last frame, all ≥ δ_c
 
     def run(goal_weight):
-        r = DEGReward(DEGParams(alpha=3.0, beta=1.0, gamma=1.0, goal_weight=goal_weight, **THRESHOLDS))
+        r = DEGReward(DEGParams(alpha=3.0, beta=1.0, gamma=1.0, payment="potential", goal_weight=goal_weight,
+                                **THRESHOLDS))
         r.reset(G)
         return [r.step(z) for z in [G[k] for k in range(1, K - 1)] + approach]
 
@@ -90,11 +91,28 @@ def test_the_goal_term_pays_every_step_closer_to_the_last_frame_and_only_there()
     assert sum(s.reward for s in with_goal) == pytest.approx(3.0 * (1 + phi_f / (K - 1) + phi_g))
 
 
+def test_the_level_payment_pays_more_per_step_where_the_potential_is_higher():
+    """(1 − γ)Φ(s′): unlike a potential difference, staying at a frame further along keeps paying more."""
+    gamma = 0.99
+    r = DEGReward(DEGParams(alpha=3.0, beta=1.0, gamma=gamma, payment="level", **THRESHOLDS))
+    G = basis_guidance()
+    r.reset(G)
+    steps = [r.step(z) for z in (G[1], G[1], G[2], G[2], towards(3, 0.95))]
+    assert all(s.reward == pytest.approx(s.coarse + s.fine + s.goal) for s in steps)
+    assert steps[0].reward == pytest.approx((1 - gamma) * 3.0 * (1 + 1) / (K - 1))   # frame 1, perfect match
+    assert steps[1].reward == pytest.approx(steps[0].reward)                           # staying pays the same
+    assert steps[2].reward > steps[1].reward and steps[3].reward == pytest.approx(steps[2].reward)
+    assert steps[4].pointer == 3 and steps[4].reward > steps[3].reward   # frame 3 at cos 0.95: Φ = α·3.5/(K − 1)
+    with pytest.raises(ValueError, match="needs gamma < 1"):
+        DEGParams(gamma=1.0, payment="level")
+
+
 @pytest.mark.parametrize("goal_weight", [0.0, 1.0])
-@pytest.mark.parametrize("gamma", [1.0, 0.99])
-def test_hovering_next_to_the_goal_earns_less_than_succeeding_over_every_horizon(gamma, goal_weight):
+@pytest.mark.parametrize("payment, gamma", [("potential", 1.0), ("potential", 0.99), ("level", 0.99)])
+def test_hovering_next_to_the_goal_earns_less_than_succeeding_over_every_horizon(payment, gamma, goal_weight):
     theta, limit = 10.0, 100
-    p = DEGSourceParams(model_path="unused", gamma=gamma, theta=theta, goal_weight=goal_weight, **THRESHOLDS)
+    p = DEGSourceParams(model_path="unused", gamma=gamma, payment=payment, theta=theta, goal_weight=goal_weight,
+                        **THRESHOLDS)
     G = basis_guidance()
     # a path along the guidance to the last frame in K steps; the hover stays at the best possible near-goal
     # latent (the last frame itself: the pointer at K − 1, perfect fine match) without the success predicate
