@@ -8,7 +8,7 @@ PandaTaskEnv, seed `--scene`), learned from scratch. The DEG reward reads one ca
      its own held-out share of the demos,
   3. diagnostics on the held-out set: return along ordered vs shuffled frames, matched/mismatched ROC AUC,
   4. per seed, both rewards train the same learner with the same budget; sparse: r = θ·1[success];
-     DEG+: DEG's payment of Φ (`--payment`: level (1 − γ)Φ(s′) or potential γΦ(s′) − Φ(s)) + θ·1[success].
+     DEG+: DEG's payment of Φ (`--payment`: potential γΦ(s′) − Φ(s) or level (1 − γ)Φ(s′)) + θ·1[success].
      With DEG the learner also observes the pointer fraction m/(K − 1).
      A third arm, `oracle`, is a reference and not a method: the same payment of the privileged potential
      Φ = α·(1 − d/d₀) (d the TCP's distance to the goal, d₀ at reset; α as DEG's). It shows what the learner
@@ -22,7 +22,7 @@ Evaluation: `--eval-episodes` episodes every `--eval-every` env steps and at the
 deterministic, so the sac policy is evaluated as its mean action plus a fixed noise (`--eval-noise`, an own noise
 seed per episode); POCO samples its flow policy. Guidance is made from each episode's first frame and cached.
 
-    python -m bench.deg_vs_sparse [--env-steps 6000] [--seeds 0 1 2] [--learner sac|poco] [--payment level]
+    python -m bench.deg_vs_sparse [--env-steps 6000] [--seeds 0 1 2] [--learner sac|poco] [--payment potential]
 """
 from __future__ import annotations
 
@@ -428,7 +428,7 @@ def main(argv=None) -> int:
     parser.add_argument("--theta", type=float, default=10.0)
     parser.add_argument("--goal-weight", type=float, default=1.0,
                         help="κ of DEG's goal term (robot_rl.rewards.params; 0: the paper's two terms)")
-    parser.add_argument("--payment", choices=["level", "potential"], default="level",
+    parser.add_argument("--payment", choices=["potential", "level"], default="potential",
                         help="how DEG+ and the oracle pay Φ (robot_rl.rewards.params.DEGParams.payment)")
     parser.add_argument("--eval-noise", type=float, default=0.1, help="sac: N(0, σ²) on the mean action in evaluation")
     parser.add_argument("--seed-steps", type=int, default=1000, help="sac: uniform random actions first")
@@ -474,8 +474,10 @@ def main(argv=None) -> int:
     (out / "results.json").write_text(json.dumps({"results": results, "diagnostics": diag, "diffusion": diffusion,
                                                     "approach": approach}))
     minutes = (time.monotonic() - start) / 60
-    if not set(ARMS) <= set(args.arms):
+    if not set(ARMS) <= set(args.arms):   # no claim table without both arms: the numbers only
         print({arm: [r["curve"] for r in runs] for arm, runs in results.items()})
+        if not args.no_write:
+            write_results(args.name, long_rows(results, diag, approach, args))
         return 0
     plot(results, out / f"{args.name}.png", args)
     table = []

@@ -9,13 +9,13 @@ Pieces (the paper's §3; docs/rewards.md describes each choice made here):
                coarse  k* = argmax_{k∈[m, m+W]} c_k; if k* > m and c_{k*} ≥ δ_c then m ← k*   (order matters)
                fine    φ_f = clip((c_m − δ_f)/(1 − δ_f), 0, 1), the tightness of the match to the frame reached
                Φ       = α·(m + β·φ_f)/(K − 1),  β ≤ 1 so that reaching frame m+1 never lowers Φ
-               r_t     = (1 − γ)·Φ(s_{t+1})      payment `level` (default)
-                         γΦ(s_{t+1}) − Φ(s_t)     payment `potential` (Ng et al. 1999)
+               r_t     = γΦ(s_{t+1}) − Φ(s_t)     payment `potential` (default; Ng et al. 1999)
+                         (1 − γ)·Φ(s_{t+1})      payment `level`
                          (+ θ·1[success] for DEG+, added by the reward source)
 Either way no behaviour can collect dense reward forever: over any horizon the discounted dense return is at most
-max Φ = α(1 + β/(K − 1)) < θ, so succeeding beats hovering. They differ for a learner: a potential difference leaves
-every action's value where it was (Q_Φ = Q − Φ), so once the critic has learned Φ it no longer prefers any action
-before the first success; the level keeps paying more per step where Φ is higher (docs/rewards.md measures both).
+max Φ = α(1 + β/(K − 1)) < θ, so succeeding beats hovering. They differ for a learner (docs/rewards.md measures
+both): on the claim bench DEG+ reached the goal more often paid as a potential, whose per-step cost −(1 − γ)Φ at a
+pointer that never moves back presses on to the end; a level pays for sitting at a frame reached.
 """
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ class DEGParams(BaseModel):
     goal_weight: float = Field(0.0, ge=0, description="κ: at the last guidance frame Φ gains α·κ·φ_g, the match to "
                                                      "that frame floored at δ_c instead of δ_f, which leads through "
                                                      "the last centimetres (0: the paper's two terms only)")
-    payment: Literal["level", "potential"] = Field("level", description="how progress is paid: (1 − γ)Φ(s′) "
-                                                   "(level) or γΦ(s′) − Φ(s) (potential); docs/rewards.md")
+    payment: Literal["potential", "level"] = Field("potential", description="how progress is paid: γΦ(s′) − Φ(s) "
+                                                       "(potential) or (1 − γ)Φ(s′) (level); docs/rewards.md")
     gamma: float = Field(0.99, gt=0, le=1, description="γ of the payment; the learner's discount")
 
     @model_validator(mode="after")
