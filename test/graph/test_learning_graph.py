@@ -131,7 +131,7 @@ def test_human_takeover_is_learned_from_as_interventions(prior, tmp_path):
         "mujoco_bridge.task=reach", f"policy.checkpoint={prior}", f"learner.checkpoint={prior}",
         f"learner.dataset={demos}", f"learner.output_dir={out}", "learner.poco.batch_size=16",
         "learner.poco.num_candidates=2", "learner.poco.warmup_updates=0", "learner.poco.critic_pretrain_updates=2",
-        "learner.poco.critic_hidden=32", "episode_manager.max_steps=60", "episode_manager.num_episodes=1",
+        "learner.poco.critic_hidden=32", "episode_manager.max_steps=200", "episode_manager.num_episodes=1",
         "learner.policy_sync=each_episode",
         f"episode_manager.results_path={tmp_path / 'episodes.jsonl'}"])
     keys = QueueKeys()
