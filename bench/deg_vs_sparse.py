@@ -133,6 +133,7 @@ def run_sac(arm: str, model: Path, args, seed: int) -> dict:
     import torch
     from tqdm import tqdm
 
+    from robot_rl.rewards.deg import pay
     from robot_rl.rl.sac import SACAgent, SACConfig
 
     torch.manual_seed(seed)
@@ -164,8 +165,7 @@ def run_sac(arm: str, model: Path, args, seed: int) -> dict:
             r, progress = args.theta * float(success), 0.0
             if arm == REFERENCE:
                 phi_next = alpha * (1 - goal_distance(info) / d0)
-                paid = (1 - args.gamma) * phi_next if args.payment == "level" else args.gamma * phi_next - phi
-                r, phi = r + paid, phi_next
+                r, phi = r + pay(phi, phi_next, args.gamma, args.payment), phi_next
             if dense:
                 s = dense.step(obs[args.camera])
                 r, progress = r + s.reward, s.progress

@@ -212,6 +212,11 @@ class DEGStep:
     reward: float      # coarse + fine + goal
 
 
+def pay(before: float, after: float, gamma: float, payment: str) -> float:
+    """One step's reward for a potential going from `before` to `after`: γΦ(s′) − Φ(s), or (1 − γ)Φ(s′) (level)."""
+    return (1 - gamma) * after if payment == "level" else gamma * after - before
+
+
 class DEGReward:
     """The per-episode dual-granularity reward. `reset(G)` with this episode's guidance, then `step(z_t)`.
     Thresholds are the parameters', or the calibrated ones stored with the encoder when those are None."""
@@ -258,12 +263,9 @@ class DEGReward:
         # goal: at the last frame, the match floored at δ_c (δ_f leaves the last centimetres flat)  + α κ φ_g
         phi_g = min(max((c_m - self.coarse_threshold) / (1 - self.coarse_threshold), 0.0), 1.0)
         goal_part = p.alpha * p.goal_weight * phi_g if self.m == K - 1 else 0.0
-        if p.payment == "level":   # (1 − γ)Φ(s′): the pull to a higher Φ stays once a critic has learned Φ
-            coarse, fine, goal = ((1 - p.gamma) * part for part in (coarse_part, fine_part, goal_part))
-        else:                      # γΦ(s′) − Φ(s)
-            coarse = p.gamma * coarse_part - scale * m
-            fine = p.gamma * fine_part - self.fine_part
-            goal = p.gamma * goal_part - self.goal_part
+        coarse = pay(scale * m, coarse_part, p.gamma, p.payment)
+        fine = pay(self.fine_part, fine_part, p.gamma, p.payment)
+        goal = pay(self.goal_part, goal_part, p.gamma, p.payment)
         self.fine_part, self.goal_part = fine_part, goal_part
         return DEGStep(coarse, fine, goal, self.m, self.m / (K - 1), c_m, coarse + fine + goal)
 
