@@ -72,7 +72,9 @@ class FrameGrid:
 
     # ---- streams ----------------------------------------------------------------------------------------------
     def add_pose(self, stamp: float, position, quat_wxyz) -> None:
+        """A pose can be the last thing a frame waits for (its own topic, late under load), even the episode's last."""
         self.streams.add("ee_pose", stamp, (position, quat_wxyz))
+        self.complete_frames()
 
     def add_image(self, cam: str, stamp: float, image: np.ndarray) -> None:
         if image.shape != self.image_shape:

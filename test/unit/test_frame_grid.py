@@ -143,6 +143,24 @@ def test_an_ended_episode_is_settled_only_once_its_late_rewards_have_arrived():
     assert [f["reward"] for f in rec.frames] == pytest.approx([-0.01] * 4)
 
 
+def test_the_last_frame_completes_when_its_pose_comes_after_its_action_and_the_end():
+    """Under load the last tick's ee_pose (its own topic) can arrive after its action and after the episode ended,
+    when no new frame opens: the pose itself completes the frame, so the episode settles without its time-out."""
+    rec = Recording()
+    rec.grid.begin(START)
+    for k in range(3):
+        rec.step(k)
+    rec.observe(tick(3), pose=False)
+    rec.act(tick(3))
+    rec.grid.add_reward(tick(4), -0.01, False)
+    rec.grid.end_at(tick(4))
+    rec.observe(tick(4), pose=False)
+    assert not rec.grid.settled(tick(4))   # its pose is still on its way
+    rec.grid.add_pose(tick(3), (0.4, 0.0, 0.3), (1.0, 0.0, 0.0, 0.0))
+    assert rec.grid.settled(tick(4))
+    assert rec.grid.finish() == {"frames": 4, "interventions": 0}
+
+
 def test_frames_opened_after_the_end_before_it_was_known_go_and_give_their_action_to_the_next_episode():
     """The `ended` status comes on its own topic: under load the states at and after the end (and the next
     episode's first action, stamped at its start one tick later) can arrive first. Those frames are not this
@@ -162,9 +180,9 @@ def test_frames_opened_after_the_end_before_it_was_known_go_and_give_their_actio
     rec.observe(tick(6))
     rec.act(tick(6))
     rec.grid.add_reward(tick(7), -0.03, False)
+    assert len(rec.frames) == 4   # held: no state HOLD_S newer has come, and the end is not known yet
     rec.grid.end_at(tick(7))
     rec.observe(tick(7))
-    assert len(rec.frames) == 4   # held: no state HOLD_S newer has come, and the end is not known yet
     rec.grid.finish()
     assert [f["action"][0] for f in rec.frames[4:]] == pytest.approx([0.5, 0.001])
     assert [f["reward"] for f in rec.frames[4:]] == pytest.approx([-0.02, -0.03])
