@@ -16,8 +16,10 @@ PandaTaskEnv, seed `--scene`), learned from scratch. The DEG reward reads one ca
      learner.
 
 Learners: `sac` (default, from scratch), the soft actor-critic of robot_rl.rl.sac on the robot state, acting on the
-translation only (the reach expert does not rotate); `poco`, POCO on a flow chunk policy warm-started by
-`--bc-steps` of behaviour cloning on the demos (no pointer in its observation).
+translation only (the reach expert does not rotate); `poco`, POCO offline-to-online on a flow chunk policy
+warm-started by `--bc-steps` of behaviour cloning on the demos (no pointer in its observation): the demos enter
+its store rewarded as the arm rewards (DEG over their own frames for deg+) and anchor its actor. `--poco-mode bc`
+runs the same without the reward-weighted term (the control: what the anchor alone does).
 Evaluation: `--eval-episodes` episodes every `--eval-every` env steps and at the end. The scene is fixed and the env
 deterministic, so the sac policy is evaluated as its mean action plus a fixed noise (`--eval-noise`, an own noise
 seed per episode); POCO samples its flow policy. Guidance is made from each episode's first frame and cached.
@@ -209,14 +211,39 @@ def run_sac(arm: str, model: Path, args, seed: int) -> dict:
 
 
 # ---- POCO (warm-started comparison) ------------------------------------------------------------------------------
-def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
-    """POCO on a flow chunk policy (robot state only), BC-warm-started by `--bc-steps` on the demos."""
+def demo_episodes(demos: Path, policy, dense, args) -> list:
+    """The demos as offline replay episodes, rewarded as the arm rewards online steps (θ·1[success], plus DEG's
+    payment over the demo's own frames for deg+) and cut at the first success, where an online episode ends."""
     import torch
 
     from robot_rl.data.lerobot import LeRobotReader
-    from robot_rl.policies import PolicySpec, build_policy
+    from robot_rl.rl.replay import Episode
+
+    reader, episodes = LeRobotReader(demos), []
+    for i in range(reader.num_episodes):
+        ep = reader.episode(i, images=dense is not None)
+        success = np.asarray(ep["reward"]) > 0          # recorded as 1[success] after each action
+        T = int(np.argmax(success)) + 1 if success.any() else len(success)
+        rewards = args.theta * success[:T].astype(np.float32)
+        if dense is not None:   # the frame after action t is the observation before t + 1 (the last: repeated)
+            frames = ep[f"images.{args.camera}"]
+            dense.reset(frames[0])
+            rewards += np.array([dense.step(frames[min(t + 1, len(frames) - 1)]).reward for t in range(T)], np.float32)
+        actions = policy.normalizer.normalize_actions(torch.as_tensor(ep["action"][:T])).clamp(-1, 1).numpy()
+        states = np.concatenate([ep["state"][:T], ep["state"][min(T, len(success) - 1)][None]])
+        episodes.append(Episode(states, actions, rewards, bool(success.any()), source="offline"))
+    return episodes
+
+
+def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
+    """POCO offline-to-online on a flow chunk policy (robot state only): BC warm start of `--bc-steps` on the demos,
+    the demos in the store (rewarded as the arm rewards) as the actor's anchor and the critic's warm-up data."""
+    import torch
+
+    from robot_rl.data.lerobot import LeRobotReader
+    from robot_rl.policies import PolicySpec
     from robot_rl.rl.poco import POCOConfig, POCOLearner
-    from robot_rl.rl.pretrain import normalizer_from_dataset, pretrain
+    from robot_rl.rl.pretrain import pretrain
     from robot_rl.rl.replay import Episode, ReplayStore
     from robot_rl.sim.gym_env import normalise_ee_delta
 
@@ -225,16 +252,16 @@ def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
     reader = LeRobotReader(demos)
     spec = PolicySpec(type="flow", action_names=reader.action_names, state_dim=len(reader.state_names),
                       horizon=5, execute_steps=5, hidden_dim=128, depth=2, flow_steps=5)
-    if args.bc_steps:
-        policy = pretrain(demos, spec.model_dump(exclude={"action_names", "state_dim", "environment_state"}),
-                          args.bc_steps, Path(args.out_abs) / f"bc_seed{seed}", batch_size=128, seed=seed)
-    else:
-        policy = build_policy(spec, normalizer_from_dataset(reader))
-    cfg = POCOConfig(batch_size=128, num_candidates=16, warmup_updates=200, critic_hidden=128, critic_depth=2,
-                     step_penalty=0.0, bc_anchor="buffer", gamma=args.gamma)
+    policy = pretrain(demos, spec.model_dump(exclude={"action_names", "state_dim", "environment_state"}),
+                      args.bc_steps, Path(args.out_abs) / f"bc_seed{seed}", batch_size=128, seed=seed)
+    cfg = POCOConfig(mode=args.poco_mode, batch_size=128, num_candidates=16, warmup_updates=200, critic_hidden=128,
+                     critic_depth=2, step_penalty=0.0, gamma=args.gamma)
     learner = POCOLearner(policy, cfg, seed=seed)
     store = ReplayStore(horizon=spec.horizon, gamma=cfg.gamma)
     dense = DEGPlusReward(model, args.guidance, args.gamma, args.goal_weight, args.payment) if arm == "deg+" else None
+    for demo in demo_episodes(demos, policy, dense, args):
+        store.add(demo)
+    learner.pretrain_critic(lambda: store.sample(cfg.batch_size, rng), cfg.critic_pretrain_updates)
     env = make_env(args, camera=dense is not None)
 
     def episode(train: bool):
@@ -409,9 +436,9 @@ def main(argv=None) -> int:
     parser.add_argument("--learner", choices=["sac", "poco"], default="sac")
     parser.add_argument("--env-steps", type=int, default=6000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=[*ARMS, REFERENCE], choices=[*ARMS, REFERENCE],
-                        help="reward arms to run (the "
-                        "report and docs need both)")
+    parser.add_argument("--arms", nargs="+", choices=[*ARMS, REFERENCE],
+                        help=f"reward arms to run (default: {' '.join(ARMS)}, and {REFERENCE} with sac; the report "
+                             f"and docs need both claim arms)")
     parser.add_argument("--scene", type=int, default=3)
     parser.add_argument("--camera", default="front")
     parser.add_argument("--image-size", type=int, default=96, help="camera and encoder resolution (multiple of 16)")
@@ -432,7 +459,9 @@ def main(argv=None) -> int:
                         help="how DEG+ and the oracle pay Φ (robot_rl.rewards.params.DEGParams.payment)")
     parser.add_argument("--eval-noise", type=float, default=0.1, help="sac: N(0, σ²) on the mean action in evaluation")
     parser.add_argument("--seed-steps", type=int, default=1000, help="sac: uniform random actions first")
-    parser.add_argument("--bc-steps", type=int, default=150, help="poco: BC warm start on the demos")
+    parser.add_argument("--bc-steps", type=int, default=150, help="poco: BC warm start on the demos (≥ 1)")
+    parser.add_argument("--poco-mode", default="poco", choices=["poco", "bc", "best_of_n", "actor_gradient"],
+                        help="poco: the learner's mode (bc: the same run with the actor trained on the anchor only)")
     parser.add_argument("--guidance", default="latent", choices=["latent", "nearest"])
     parser.add_argument("--encoder-steps", type=int, default=1000)
     parser.add_argument("--encoder-seed", type=int, default=0)
@@ -442,6 +471,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/bench/deg_vs_sparse")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     args = parser.parse_args(argv)
+    args.arms = args.arms or [*ARMS] + ([REFERENCE] if args.learner == "sac" else [])
+    if args.learner == "poco" and REFERENCE in args.arms:
+        parser.error(f"--learner poco: the {REFERENCE} arm needs the goal's position, which the demos' replay "
+                     f"episodes do not have; run --arms {' '.join(ARMS)}")
+    if args.learner == "poco" and args.bc_steps < 1:
+        parser.error("--learner poco needs --bc-steps ≥ 1 (the warm start)")
 
     import torch
 
@@ -499,12 +534,15 @@ def main(argv=None) -> int:
     learner = ("soft actor-critic from scratch (robot_rl/rl/sac.py: n-step 3, entropy target −3, state scaled by "
                f"its first {args.seed_steps} random steps; acts on the EE translation; evaluated with its mean action "
                f"+ N(0, {args.eval_noise}²))" if args.learner == "sac" else
-               f"POCO on a flow chunk policy, BC warm start ({args.bc_steps} steps on the demos)")
+               f"POCO offline-to-online (mode {args.poco_mode}) on a flow chunk policy (BC warm start of "
+               f"{args.bc_steps} steps on the demos; the demos, rewarded as the arm rewards and cut at their first "
+               f"success, warm the critic up and anchor the actor)")
     diff_txt = (f" Diffusion guidance ({diffusion['train_steps']} DDPM training steps, {diffusion['train_s']:.0f} s): "
                 f"one {diffusion['frames']}-frame clip for an unseen scene in {diffusion['clip_s']:.1f} s "
                 f"({diffusion['sample_steps']} DDIM steps, one core)." if diffusion else "")
     payment = "(1 − γ)Φ(s′)" if args.payment == "level" else "γΦ(s′) − Φ(s)"
-    md = (f"## DEG+ dense reward vs sparse success, the same learner and budget\n\n"
+    title = "" if args.learner == "sac" else f": POCO warm-started, mode {args.poco_mode}"
+    md = (f"## DEG+ dense reward vs sparse success, the same learner and budget{title}\n\n"
           f"DEG+ ({payment} + θ·1[success], θ {args.theta}) vs sparse θ·1[success], the same {learner} and "
           f"{args.env_steps} env steps per run, seeds {args.seeds}, `{TASK}` on fixed scene {args.scene} "
           f"({args.max_steps}-step episodes). DEG reads the {args.image_size}×{args.image_size} `{args.camera}` "
@@ -519,9 +557,10 @@ def main(argv=None) -> int:
           f"goal, cosine to the guidance's last frame (best-matching frame of {approach[0]['frames']}): "
           + ", ".join(f"{a['distance_m'] * 100:.1f} cm {a['last_frame_cosine']:.3f} ({a['best_frame']})"
                       for a in approach) + ".\n\n"
-          f"`{REFERENCE}` is a reference, not a method: the same payment of the privileged potential α·(1 − d/d₀) "
-          f"(d the TCP's distance to the goal). It tells whether the learner can use a dense reward that resolves "
-          f"the last centimetres at this budget.\n\n{table}\n\n{verdict}\n\n"
+          + (f"`{REFERENCE}` is a reference, not a method: the same payment of the privileged potential "
+             f"α·(1 − d/d₀) (d the TCP's distance to the goal). It tells whether the learner can use a dense reward "
+             f"that resolves the last centimetres at this budget.\n\n" if REFERENCE in results else "")
+          + f"{table}\n\n{verdict}\n\n"
           f"![success against env steps]({args.name}.png)\n\nNumbers: docs/results/{args.name}.json. "
           f"Command: `{cmd.strip()}` ({minutes:.0f} min). {machine_line()}\n")
     print(md)
