@@ -212,26 +212,24 @@ def run_sac(arm: str, model: Path, args, seed: int) -> dict:
 
 # ---- POCO (warm-started comparison) ------------------------------------------------------------------------------
 def demo_episodes(demos: Path, policy, dense, args) -> list:
-    """The demos as offline replay episodes, rewarded as the arm rewards online steps (θ·1[success], plus DEG's
-    payment over the demo's own frames for deg+) and cut at the first success, where an online episode ends."""
-    import torch
-
+    """The demos as the learner loads them (robot_rl.rl.offline), rewarded as the arm rewards online steps
+    (θ·1[success], plus DEG's payment over the demo's own frames for deg+) and cut at the first success, where an
+    online episode ends."""
     from robot_rl.data.lerobot import LeRobotReader
+    from robot_rl.rl.offline import offline_episodes
     from robot_rl.rl.replay import Episode
 
     reader, episodes = LeRobotReader(demos), []
-    for i in range(reader.num_episodes):
-        ep = reader.episode(i, images=dense is not None)
-        success = np.asarray(ep["reward"]) > 0          # recorded as 1[success] after each action
+    for i, demo in enumerate(offline_episodes(str(demos), policy, step_penalty=0.0)):
+        success = demo.rewards > 0          # recorded as 1[success] after each action
         T = int(np.argmax(success)) + 1 if success.any() else len(success)
         rewards = args.theta * success[:T].astype(np.float32)
         if dense is not None:   # the frame after action t is the observation before t + 1 (the last: repeated)
-            frames = ep[f"images.{args.camera}"]
+            frames = reader.episode(i, images=True)[f"images.{args.camera}"]
             dense.reset(frames[0])
             rewards += np.array([dense.step(frames[min(t + 1, len(frames) - 1)]).reward for t in range(T)], np.float32)
-        actions = policy.normalizer.normalize_actions(torch.as_tensor(ep["action"][:T])).clamp(-1, 1).numpy()
-        states = np.concatenate([ep["state"][:T], ep["state"][min(T, len(success) - 1)][None]])
-        episodes.append(Episode(states, actions, rewards, bool(success.any()), source="offline"))
+        episodes.append(Episode(demo.states[:T + 1], demo.actions[:T], rewards, bool(success[:T].any()),
+                                source="offline"))
     return episodes
 
 
