@@ -12,8 +12,6 @@ background; `arm/recover` clears reflexes and returns to ready (if enabled) or d
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import rclpy
 from rclpy.node import Node
@@ -22,7 +20,7 @@ from robot_rl.configs.arm import ArmConfig
 from robot_rl.core.executor import Tick
 from robot_rl.hardware.franka import ArmFault
 from robot_rl.hardware.franka_robot import FrankaRobot
-from robot_rl.nodes.driver_base import ArmDriver
+from robot_rl.nodes.driver_base import ArmDriver, ResetRefused
 from robot_rl.ros.node_runtime import declare_config, run_node
 
 
@@ -71,23 +69,23 @@ class ArmNode(ArmDriver, Node):
             self.message += " | reconnected: call arm/recover"
 
     # ---- callbacks -------------------------------------------------------------------------------------------------
-    def on_reset(self, _req, resp):
+    def _reset(self, repeat: dict | None) -> dict:
         """Ramp the joint tracker to `robot.home`, publishing observations meanwhile (this callback holds the
-        executor); the robot is left idle again if the arm is disabled."""
+        executor); the robot is left idle again if the arm is disabled. A repeat (driver_base.ArmDriver.on_reset)
+        keeps its seed but ramps home again: a disabled arm can be moved by hand, the episode's answer promises the
+        arm at home, and at home already the ramp ends at once."""
         if self.state in ("estop", "error") or not self.arm.connected:
-            resp.success, resp.message = False, f"arm is in {self.state} ({self.message}): call arm/recover first"
-            return resp
+            raise ResetRefused(f"arm is in {self.state} ({self.message}): call arm/recover first")
         self.chunk_executor.reset(self._now())
         try:
             self.robot.move_home(self.enabled, self.cfg.state_hz, lambda: self._publish_observation(self._now()))
         except ArmFault as fault:
             self._fault(fault)
-            resp.success, resp.message = False, str(fault)
-            return resp
-        resp.success = True
-        resp.message = json.dumps({"seed": self.resets, "task": self.cfg.task, "stamp": self._now()})
+            raise ResetRefused(str(fault)) from None
+        if repeat is not None:
+            return repeat
         self.resets += 1
-        return resp
+        return {"seed": self.resets - 1, "task": self.cfg.task}
 
     def on_stop(self, _req, resp):
         self.state = "estop"  # set first: the control tick after this callback commands nothing

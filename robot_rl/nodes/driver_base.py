@@ -4,10 +4,12 @@ SafetyFilter into the ChunkExecutor, one point (or a hold) per control tick, the
 
 A node that mixes in `ArmDriver` has a DriverConfig as `cfg`, calls `_start_driver(robot)` with its ROS-free robot
 (robot_rl/hardware/franka_robot.py or robot_rl/sim/sim_robot.py: `safety`, `hold_action`, `joints()`,
-`command(names, values) -> executed`), and implements `_now()`, `_on_command_error(err)`, `_on_enabled(enabled)` and
-the `on_reset|on_stop|on_recover` service callbacks.
+`command(names, values) -> executed`), and implements `_now()`, `_on_command_error(err)`, `_on_enabled(enabled)`,
+`_reset(repeat)` (arm/reset's own work, see `on_reset`) and the `on_stop|on_recover` service callbacks.
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 from std_msgs.msg import String
@@ -29,8 +31,13 @@ def executor_report(s) -> dict[str, float]:
     return report
 
 
+class ResetRefused(Exception):
+    """Raised by a driver's `_reset`: arm/reset fails with this message."""
+
+
 class ArmDriver:
     watchdog = False  # holding because actions stopped coming (published in arm/status as soon as it changes)
+    last_reset: dict | None = None  # {seed, task} of the last reset of the disabled arm, until it is next enabled
 
     def _start_driver(self, robot) -> None:
         """Disabled until arm/enable; the executor at control_hz; the contract's publishers, chunk intake, services."""
@@ -48,12 +55,33 @@ class ArmDriver:
                                   (contract.ARM_RECOVER, self.on_recover), (contract.ARM_ENABLE, self.on_enable)):
             contract.serve(self, service, callback)
 
+    def on_reset(self, _req, resp):
+        """arm/reset, answered with JSON {seed, task, stamp}: the driver's `_reset(repeat)` readies the arm for a new
+        episode and returns its {seed, task}; `stamp` is the robot clock after it (the episode starts from there).
+
+        The episode manager sends a reset again when its answer does not come (a DDS service response can be lost),
+        so a reset of an arm that has not been enabled since its last reset is a repeat: `_reset` gets that reset's
+        {seed, task} as `repeat` and returns them again without advancing the seed counter, and the episode keeps its
+        scene. Only a reset made while disabled is kept (an enabled arm moves on after it); a failed one is not."""
+        repeat, self.last_reset = self.last_reset, None
+        try:
+            reply = self._reset(repeat)
+        except ResetRefused as err:
+            resp.success, resp.message = False, str(err)
+            return resp
+        if not self.enabled:
+            self.last_reset = reply
+        resp.success, resp.message = True, json.dumps({**reply, "stamp": self._now()})
+        return resp
+
     def on_enable(self, req, resp):
         """arm/enable: refused in estop/error (arm/recover first); the node holds or releases in `_on_enabled`."""
         if self.state in ("estop", "error"):
             resp.success, resp.message = False, f"arm is in {self.state} ({self.message}): call arm/recover first"
             return resp
         self.enabled = bool(req.data)
+        if self.enabled:
+            self.last_reset = None  # the next arm/reset is a new one
         self.state = "ready" if self.enabled else "disabled"
         self._on_enabled(self.enabled)
         self._publish_status()

@@ -10,7 +10,6 @@ With `lockstep: false` it paces sim time to wall time times `realtime_factor`, l
 """
 from __future__ import annotations
 
-import json
 import time
 
 import rclpy
@@ -70,11 +69,12 @@ class MujocoBridgeNode(ArmDriver, Node):
         self.chunk_executor.reset(self.sim.time)
 
     # ---- callbacks -----------------------------------------------------------------------------------------
-    def on_reset(self, _req, resp):
-        seed = self._reset_sim()
-        resp.success = True
-        resp.message = json.dumps({"seed": seed, "task": self.cfg.task, "stamp": self.sim.time})
-        return resp
+    def _reset(self, repeat: dict | None) -> dict:
+        """A new scene, seeded `seed` + the resets so far; a repeat (driver_base.ArmDriver.on_reset) leaves the scene
+        that reset made: the disabled arm has held still in it since."""
+        if repeat is not None:
+            return repeat
+        return {"seed": self._reset_sim(), "task": self.cfg.task}
 
     def on_stop(self, _req, resp):
         self._hold_here()

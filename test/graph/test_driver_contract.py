@@ -1,6 +1,7 @@
 """One contract, two drivers: the MuJoCo bridge and the Franka arm node (on franky-sim) must behave the same to the
 rest of the graph, so these tests run unchanged against both. Topics and their types, the services and the arm/reset
-answer, joint- and EE-space chunks, rejections counted in arm/status, chunks refused unless ready, e-stop + recover."""
+answer (a repeated reset keeps its seed), joint- and EE-space chunks, rejections counted in arm/status, chunks refused
+unless ready, e-stop + recover."""
 import json
 import time
 
@@ -51,6 +52,22 @@ def test_topics_services_and_reset_answer(driver):
     assert resp.success, resp.message
     answer = json.loads(resp.message)
     assert set(answer) == {"seed", "task", "stamp"}
+
+
+def test_a_reset_repeated_before_the_arm_is_enabled_keeps_its_seed(driver):
+    """The episode manager sends arm/reset again when its answer is lost: the repeat must not start another scene."""
+    def reset() -> dict:
+        resp = driver.call(Trigger, "arm/reset", Trigger.Request())
+        assert resp.success, resp.message
+        return json.loads(resp.message)
+
+    assert driver.call(SetBool, "arm/enable", SetBool.Request(data=False)).success
+    first, repeat = reset(), reset()
+    assert (repeat["seed"], repeat["task"]) == (first["seed"], first["task"])
+    assert repeat["stamp"] >= first["stamp"]
+    driver.enable()
+    assert driver.call(SetBool, "arm/enable", SetBool.Request(data=False)).success
+    assert reset()["seed"] == first["seed"] + 1  # enabled since: a new episode's reset
 
 
 def test_chunks_are_refused_unless_ready(driver):
