@@ -30,3 +30,8 @@ class EpisodeConfig(BaseModel, extra="forbid"):
                                                           "came for this long, since its start or its newest one, "
                                                           "on the robot clock and on the wall clock (a stalled sim "
                                                           "clock is no reward outage); 0: off")
+    service_retry_s: float = Field(15.0, gt=0, description="wall seconds an arm/reset or arm/enable call may go "
+                                                          "unanswered before it is sent again (DDS can lose a "
+                                                          "service response; the drivers answer a repeated reset "
+                                                          "with the same seed, so a slow reset sent again is "
+                                                          "harmless)")

@@ -8,6 +8,10 @@ a reward publisher is there.
 Every transition is published on `episode/status` (latched) and, when `results_path` is set, each finished episode is
 appended to that JSON-lines file. Durations are measured on the robot clock (sim time in simulation). The
 bookkeeping is robot_rl/core/episodes.py; this node calls the arm services and publishes.
+
+An arm/reset or arm/enable call unanswered for `service_retry_s` (wall clock) is sent again: DDS can lose a service
+response (Fast DDS drops one when the server has not yet matched the client's response reader), and both calls are
+safe to repeat (the drivers answer a repeated reset with the same seed). Only the newest call's answer acts.
 """
 from __future__ import annotations
 
@@ -24,16 +28,17 @@ from robot_rl.core.episodes import EpisodeBook
 from robot_rl.ros import contract, records
 from robot_rl.ros.node_runtime import ExitRequest, declare_config, decode_or_log, run_node
 
-UNANSWERED_WARN_S = 10.0  # a start waiting this long on the arm's services says so (a silent graph otherwise)
+UNANSWERED_WARN_S = 10.0  # a start waiting this long for the arm's services says so (a silent graph otherwise)
 
 
 class EpisodeManagerNode(Node):
-    def __init__(self):
-        super().__init__("episode_manager")
+    def __init__(self, **node_kwargs):
+        super().__init__("episode_manager", **node_kwargs)
         self.cfg = declare_config(self, EpisodeConfig)
         self.book = EpisodeBook(self.cfg, self.get_logger())
         self.pending_call = None
-        self.pending_service, self.pending_since = "", 0.0  # the pending call's service and monotonic start
+        self.pending = None  # (client, request, done) of the pending call, to send it again
+        self.pending_since = 0.0  # monotonic time it was sent
 
         self.pub_status = contract.publisher(self, contract.EPISODE_STATUS)
         contract.subscribe(self, contract.REWARD, self.on_reward)
@@ -93,9 +98,12 @@ class EpisodeManagerNode(Node):
             raise ExitRequest(0)
         if self.pending_call is not None and not self.pending_call.done():
             waited = time.monotonic() - self.pending_since
-            if waited > UNANSWERED_WARN_S:
-                self.get_logger().warning(f"{self.pending_service} has not answered for {waited:.0f} s",
-                                          throttle_duration_sec=UNANSWERED_WARN_S)
+            if waited > self.cfg.service_retry_s:
+                client, request, done = self.pending
+                self.get_logger().warning(f"{client.srv_name} has not answered for {waited:.1f} s: sending the "
+                                          "request again")
+                client.remove_pending_request(self.pending_call)  # its answer, if it still comes, is dropped
+                self.call(client, request, done)
             return
         if book.phase == "idle" and book.start_requested:
             if book.waiting_for_weights():
@@ -120,9 +128,10 @@ class EpisodeManagerNode(Node):
             self.finish_episode()
 
     def call(self, client, request, done) -> None:
-        self.pending_service, self.pending_since = client.srv_name, time.monotonic()
-        self.pending_call = client.call_async(request)
-        self.pending_call.add_done_callback(done)
+        """Send `request`; `done(future)` runs on its answer unless a newer call has replaced it by then."""
+        self.pending, self.pending_since = (client, request, done), time.monotonic()
+        future = self.pending_call = client.call_async(request)
+        future.add_done_callback(lambda f: done(f) if f is self.pending_call else None)
 
     def after_reset(self, future) -> None:
         result = future.result()
