@@ -33,6 +33,15 @@ def action_space_of(names: tuple[str, ...] | list[str]) -> str | None:
     return None
 
 
+def holding_action(names: tuple[str, ...] | list[str], action: np.ndarray) -> np.ndarray:
+    """The action that holds the arm where `action` left it: zero EE deltas with the gripper width kept, or (joint
+    targets, and any other action space, taken as absolute) the action itself."""
+    action = np.asarray(action)
+    if action_space_of(names) == "ee":
+        return np.r_[np.zeros(len(EE_SPACE_NAMES) - 1, action.dtype), action[-1:]]
+    return action.copy()
+
+
 @dataclass
 class ActionChunk:
     """H actions to execute at stamp + (i+1)*dt.

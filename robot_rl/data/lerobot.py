@@ -34,6 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robot_rl.core.types import holding_action
+
 logger = logging.getLogger(__name__)
 
 CODEBASE_VERSION = "v3.0"
@@ -751,14 +753,18 @@ class ActionChunks(NamedTuple):
     """Per-frame training samples for action-chunking policies."""
 
     states: np.ndarray          # (N, S) float32
-    actions: np.ndarray         # (N, H, A) float32: a_t .. a_{t+H-1}, the last action repeated past the episode end
+    actions: np.ndarray         # (N, H, A) float32: a_t .. a_{t+H-1}, holding the arm past the episode end
     mask: np.ndarray            # (N, H) bool: True where the step lies inside the episode
     episode_index: np.ndarray   # (N,) int64
     images: dict[str, np.ndarray] = {}  # {camera: (N, H, W, 3) uint8} when asked for
 
 
 def chunk_dataset(reader: LeRobotReader, horizon: int, cameras: Sequence[str] = ()) -> ActionChunks:
-    """(state_t, action chunk, validity mask) for every frame of every episode, + the named cameras' frames."""
+    """(state_t, action chunk, validity mask) for every frame of every episode, + the named cameras' frames.
+
+    Past an episode's end a chunk holds the arm where the last action left it (core.types.holding_action: zero EE
+    deltas, or the last joint target). Repeating the last EE delta instead taught a policy to keep moving where a
+    demo ended mid-motion at its success (a reach overshot its 2 cm goal)."""
     if horizon < 1:
         raise ValueError("horizon must be >= 1")
     missing = sorted(set(cameras) - set(reader.cameras))
@@ -773,7 +779,8 @@ def chunk_dataset(reader: LeRobotReader, horizon: int, cameras: Sequence[str] = 
         length = len(ep["action"])
         steps = np.arange(length)[:, None] + np.arange(horizon)[None, :]
         states.append(ep["state"])
-        actions.append(ep["action"][np.minimum(steps, length - 1)])
+        padded = np.concatenate([ep["action"], holding_action(reader.action_names, ep["action"][-1])[None]])
+        actions.append(padded[np.minimum(steps, length)])
         masks.append(steps < length)
         episodes.append(np.full(length, i, np.int64))
     if not states:

@@ -13,7 +13,7 @@ import numpy as np
 from robot_rl.configs.arm import FrankaConfig
 from robot_rl.core.rotations import integrate_ee_delta
 from robot_rl.core.safety import SafetyFilter, SafetyLimits
-from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
+from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES, holding_action
 from robot_rl.hardware.franka import ArmFault, ArmState, FrankaArm, GripperWorker
 
 
@@ -97,7 +97,7 @@ class FrankaRobot:
             position = self.safety.limit_ee_target(position)
             self.arm.track_pose(position, quat, q)
             self.ee_target = (position, quat)
-            self.hold_action = (EE_SPACE_NAMES, np.r_[np.zeros(6), delta[6]])
+            self.hold_action = (EE_SPACE_NAMES, holding_action(EE_SPACE_NAMES, delta))
             width, executed = delta[6], delta
         else:
             target = self.safety.limit_joint_target(values, self.joint_target)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from robot_rl.core.safety import SafetyFilter, SafetyLimits
-from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
+from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES, holding_action
 from robot_rl.sim.panda_sim import PandaSim
 
 
@@ -43,7 +43,7 @@ class SimRobot:
             q, width = self.sim.apply_ee_delta(delta, clip_position=self.safety.limit_ee_target)
             target = self.safety.limit_joint_target(np.append(q, width), self.joint_target)
             executed = delta
-            self.hold_action = (EE_SPACE_NAMES, np.r_[np.zeros(6), delta[6]])
+            self.hold_action = (EE_SPACE_NAMES, holding_action(EE_SPACE_NAMES, delta))
         else:
             target = self.safety.limit_joint_target(values, self.joint_target)
             executed = target

@@ -193,7 +193,7 @@ def test_reader_refuses_unparsable_info(dataset):
         LeRobotReader(root)
 
 
-def test_chunk_dataset_pads_with_last_action(dataset):
+def test_chunk_dataset_pads_an_absolute_action_space_with_its_last_action(dataset):
     root, written = dataset
     chunks = chunk_dataset(LeRobotReader(root), horizon=4)
     assert chunks.states.shape == (21, STATE_DIM) and chunks.actions.shape == (21, 4, ACTION_DIM)
@@ -204,6 +204,26 @@ def test_chunk_dataset_pads_with_last_action(dataset):
     assert chunks.mask[11].tolist() == [True, False, False, False]
     assert chunks.mask[9].tolist() == [True, True, True, False]
     np.testing.assert_array_equal(chunks.states[12], written[1]["state"][0])
+
+
+def test_chunk_dataset_holds_the_arm_past_the_end_of_an_ee_delta_episode(tmp_path: Path):
+    """A demo that ends mid-motion (a reach stops at its success) must not teach a policy to keep moving: past the
+    end the EE deltas are zero and the gripper keeps its width."""
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-0.01, 0.01, (6, len(EE_SPACE_NAMES))).astype(np.float32)
+    actions[:, -1] = 0.03  # gripper width, absolute
+    with LeRobotWriter(tmp_path / "ee", 10, [f"s{i}" for i in range(STATE_DIM)], list(EE_SPACE_NAMES)) as writer:
+        for t in range(len(actions)):
+            writer.add_frame(np.zeros(STATE_DIM, np.float32), actions[t], 0.0, t == len(actions) - 1, False, {},
+                             task="reach")
+        writer.save_episode(success=True)
+    chunks = chunk_dataset(LeRobotReader(tmp_path / "ee"), horizon=4)
+    np.testing.assert_array_equal(chunks.actions[4, 0], actions[4])
+    np.testing.assert_array_equal(chunks.actions[4, 1], actions[5])
+    for late in chunks.actions[4, 2:]:
+        np.testing.assert_array_equal(late[:-1], 0.0)
+        assert late[-1] == actions[-1, -1]
+    assert chunks.mask[4].tolist() == [True, True, False, False]
 
 
 def test_state_vector_layout():
