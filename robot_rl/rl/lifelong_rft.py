@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -201,7 +202,18 @@ class SFTConfig(BaseModel, extra="forbid"):
     batch_size: int = 64
     lr: float = 3e-4
     weight_decay: float = 1e-4
+    schedule: Literal["constant", "cosine"] = "cosine"  # cosine: lr decays to 0 over `steps` (after 5 % warm-up)
     seed: int = 0
+
+
+def lr_factor(step: int, steps: int, schedule: str) -> float:
+    """Multiplier of the base lr at `step`: linear warm-up over the first 5 % of steps, then cosine to 0."""
+    if schedule == "constant":
+        return 1.0
+    warmup = max(1, steps // 20)
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
 def supervised_finetune(policy: TokenizedPolicy, demos: Demos, cfg: SFTConfig, desc: str = "SFT") -> list[float]:
@@ -216,6 +228,8 @@ def supervised_finetune(policy: TokenizedPolicy, demos: Demos, cfg: SFTConfig, d
     policy.train()
     losses = []
     for step in (bar := tqdm(range(cfg.steps), desc=desc, unit="step", leave=False)):
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, cfg.steps, cfg.schedule)
         idx = rng.integers(0, len(demos), size=min(cfg.batch_size, len(demos)))
         loss = policy.token_nll(demos.obs(idx, device), tokens[idx].to(device), augment=True).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -19,7 +19,7 @@ from policy_fixtures import ee_normalizer, tokenized_spec
 from robot_rl.policies.tokenized import ACTION_OFFSET, EOS, PAD, TEXT_OFFSET
 from robot_rl.rl.continual import continual_metrics
 from robot_rl.rl.lifelong_rft import (Demos, GRPOTrainer, MDPRConfig, RFTConfig, SFTConfig, group_advantages,
-                                      grpo_loss, malformed_rate, mdpr, supervised_finetune)
+                                      grpo_loss, lr_factor, malformed_rate, mdpr, supervised_finetune)
 
 torch.set_num_threads(1)
 
@@ -326,6 +326,15 @@ def test_sft_and_rft_commands(tmp_path):
     with pytest.raises(ValueError, match="group_sise"):
         main(["rft", *common[:2], "--config", str(bad), "--checkpoint", str(tmp_path / "sft"), "--out",
               str(tmp_path / "x")])
+
+
+def test_sft_lr_schedule_warms_up_then_decays_to_zero():
+    steps = 1000
+    cosine = [lr_factor(step, steps, "cosine") for step in range(steps)]
+    assert cosine[0] == pytest.approx(1 / 50) and cosine[49] == pytest.approx(1.0)  # 5 % linear warm-up
+    assert all(a >= b for a, b in zip(cosine[49:], cosine[50:]))                     # then never rises
+    assert cosine[-1] < 1e-4 and cosine[525] == pytest.approx(0.5, abs=0.01)        # halfway after warm-up: 0.5
+    assert {lr_factor(step, steps, "constant") for step in range(steps)} == {1.0}
 
 
 def test_continual_metrics_by_hand():
