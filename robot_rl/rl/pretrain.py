@@ -1,8 +1,8 @@
 """Behaviour cloning of a chunk policy from a LeRobot v3 dataset (the offline stage before POCO).
 
 The normaliser comes from the dataset (action min/max -> [-1, 1], state mean/std), samples are
-(state_t [+ camera frames_t], a_t..a_{t+H-1}) with the last action repeated past an episode's end, and the loss is the policy's own
-per-sample training loss. Writes the checkpoint, a loss curve PNG and TensorBoard scalars when tensorboard exists.
+(state_t [+ camera frames_t], a_t..a_{t+H-1}) holding the arm past an episode's end (data.lerobot.chunk_dataset), and
+the loss is the policy's own per-sample training loss. Writes the checkpoint, a loss curve PNG and TensorBoard scalars when tensorboard exists.
 """
 from __future__ import annotations
 
