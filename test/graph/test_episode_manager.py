@@ -20,7 +20,7 @@ from robot_rl.ros.probe import Probe, wait_for
 
 pytestmark = pytest.mark.graph
 NS = "/episode_manager_test"
-RETRY_S = 1.0
+RETRY_S = 3.0  # long enough that a busy machine's slow (not lost) answer is rarely sent again
 LOST_SEED = 99  # what the held first answer says: it must never reach the episode
 
 
@@ -81,11 +81,12 @@ def test_a_lost_reset_answer_is_sent_again_and_the_episode_starts_with_the_first
         wait_for(lambda: any(s.state == "running" for s in statuses), 60, "episode/status running")
         running = next(s for s in statuses if s.state == "running")
         assert (running.seed, running.task) == (0, "stand_in"), running
-        assert arm.resets >= 2 and arm.enables == [True]
+        enables = list(arm.enables)  # [True], or [True, True] if a slow enable answer was sent again
+        assert arm.resets >= 2 and enables and all(enables)
         arm.release.set()  # the lost call's answer goes out now, late
         assert arm.lost_answered.wait(10)
         time.sleep(2.0)  # room for it to act, were it taken: a second reset_done + enable
-        assert arm.enables == [True]
+        assert arm.enables == enables
         assert [(s.state, s.seed) for s in statuses] == [("idle", None), ("resetting", None), ("running", 0)]
     finally:
         if manager is not None:
