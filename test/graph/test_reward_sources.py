@@ -115,7 +115,10 @@ def graph_run(models, tmp_path_factory):
                 f"mujoco_bridge.task={task}", "mujoco_bridge.camera_width=64", "mujoco_bridge.camera_height=64",
                 "episode_manager.num_episodes=1", f"episode_manager.max_steps={steps}",
                 f"reward.deg.model_path={models['deg']}", f"reward.classifier.model_path={models['classifier']}",
-                f"episode_manager.results_path={tmp / name}.jsonl", "episode_manager.autostart=false"])
+                f"episode_manager.results_path={tmp / name}.jsonl", "episode_manager.autostart=false",
+                # three graphs and a model per reward node share the CI's 2 cores: a reward outage of 2 s (the sim
+                # config's rule, tested in test_fault_graph) is load here, not an outage
+                "episode_manager.reward_timeout_s=10.0"])
         for name in GRAPHS:  # start once every reward node is up (loading torch and models takes a while)
             wait_for(lambda n=name: probe.node.count_publishers(f"/rw_{n}/{contract.REWARD.name}"), 120,
                      f"the {name} reward node")
