@@ -217,7 +217,7 @@ def demo_episodes(demos: Path, policy, dense, args) -> list:
     online episode ends."""
     from robot_rl.data.lerobot import LeRobotReader
     from robot_rl.rl.offline import offline_episodes
-    from robot_rl.rl.replay import Episode
+    from robot_rl.rl.replay import Episode, normalised_hold
 
     reader, episodes = LeRobotReader(demos), []
     for i, demo in enumerate(offline_episodes(str(demos), policy, step_penalty=0.0)):
@@ -229,7 +229,9 @@ def demo_episodes(demos: Path, policy, dense, args) -> list:
             dense.reset(frames[0])
             rewards += np.array([dense.step(frames[min(t + 1, len(frames) - 1)]).reward for t in range(T)], np.float32)
         episodes.append(Episode(demo.states[:T + 1], demo.actions[:T], rewards, bool(success[:T].any()),
-                                source="offline"))
+                                source="offline",
+                                hold_action=normalised_hold(policy.spec.action_names, policy.normalizer,
+                                                            demo.actions[T - 1])))
     return episodes
 
 
@@ -242,7 +244,7 @@ def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
     from robot_rl.policies import PolicySpec
     from robot_rl.rl.poco import POCOConfig, POCOLearner
     from robot_rl.rl.pretrain import pretrain
-    from robot_rl.rl.replay import Episode, ReplayStore
+    from robot_rl.rl.replay import Episode, ReplayStore, normalised_hold
     from robot_rl.sim.gym_env import normalise_ee_delta
 
     torch.manual_seed(seed)
@@ -283,7 +285,8 @@ def run_poco(arm: str, model: Path, demos: Path, args, seed: int) -> dict:
                 if done:
                     break
         if train:
-            store.add(Episode(np.asarray(states), np.asarray(actions), np.asarray(rewards, np.float32), success))
+            store.add(Episode(np.asarray(states), np.asarray(actions), np.asarray(rewards, np.float32), success,
+                              hold_action=normalised_hold(policy.spec.action_names, policy.normalizer, actions[-1])))
         return success, len(actions), pointer, float(np.sum(rewards))
 
     curve, train_log, steps, next_eval = {"env_steps": [], "outcomes": []}, [], 0, 0

@@ -162,7 +162,8 @@ class EpisodeAssembler:
 
     def finish(self, start_stamp: float, end_stamp: float | None = None) -> tuple[Episode | None, Assembly]:
         """The episode from `start_stamp` to `end_stamp` (None: all since; the next episode's first actions can be in
-        already), actions in raw units, or None, and where each executed action went.
+        already), actions in raw units (its hold_action is the raw last action: the learner stores the episode
+        normalised, with replay.normalised_hold), or None, and where each executed action went.
         Leading ticks without a state are skipped (the first states can beat DDS discovery); a later gap ends the
         episode at the last transition whose next state arrived. Raises RateMismatch when the actions are spaced at
         another period than the configured one."""

@@ -9,14 +9,14 @@ import torch
 from robot_rl.data.lerobot import DatasetError, LeRobotReader
 from robot_rl.policies.base import ChunkPolicy
 from robot_rl.policies.encoders import resize_frames
-from robot_rl.rl.replay import Episode
+from robot_rl.rl.replay import Episode, normalised_hold
 
 
 def offline_episodes(root: str, policy: ChunkPolicy, step_penalty: float) -> Iterator[Episode]:
     """Each dataset episode with the step penalty added to its rewards. LeRobot stores the observation before each
     action only, so the state after the last action is taken as the last observed one; a successful episode is
     terminal there and is never bootstrapped from it. Camera policies get their cameras' frames at the policy's
-    image size."""
+    image size. Chunks past the end hold the arm (replay.normalised_hold), as chunk_dataset pads them for BC."""
     spec = policy.spec
     reader = LeRobotReader(root)
     if reader.action_names != list(spec.action_names):
@@ -34,4 +34,4 @@ def offline_episodes(root: str, policy: ChunkPolicy, step_penalty: float) -> Ite
         images = {cam: resize_frames(np.concatenate([ep[f"images.{cam}"], ep[f"images.{cam}"][-1:]]),
                                      spec.image_size) for cam in spec.cameras}
         yield Episode(states, actions, ep["reward"] + step_penalty, terminated, ep["is_intervention"], "offline",
-                      images)
+                      images, hold_action=normalised_hold(spec.action_names, policy.normalizer, actions[-1]))

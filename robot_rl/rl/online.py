@@ -20,7 +20,7 @@ from tqdm import tqdm
 from robot_rl.core.types import EVAL_SEED
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.poco import POCOLearner
-from robot_rl.rl.replay import Episode, ReplayStore
+from robot_rl.rl.replay import Episode, ReplayStore, normalised_hold
 
 
 ActionAdapter = Callable[[np.ndarray], np.ndarray]
@@ -74,7 +74,8 @@ def run_episode(env: gym.Env, learner: POCOLearner, seed: int, step_penalty: flo
                 break
     # a terminal failure (e.g. the object dropped out of the workspace) is terminal too: it is not bootstrapped
     episode = Episode(np.asarray(states), np.asarray(actions), np.asarray(rewards, dtype=np.float32),
-                      bool(terminated), success=success)
+                      bool(terminated), success=success,
+                      hold_action=normalised_hold(policy.spec.action_names, policy.normalizer, actions[-1]))
     return episode, success
 
 

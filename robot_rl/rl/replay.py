@@ -2,8 +2,12 @@
 
 Offline demonstrations stay in the store for the whole run (POCO keeps its offline data). A sample is
 (s_t, A_t = a_t..a_{t+h-1}, R_h = Σ_{k<h} γ^k r_{t+k}, s_{t+h}, m) where m = 0 when the episode terminated inside
-the chunk (no bootstrap). Steps past the end of an episode repeat its last action and earn no reward, so every
-sampled chunk has the full length h.
+the chunk (no bootstrap). Steps past the end of an episode earn no reward and take the episode's hold action
+(Episode.hold_action), so every sampled chunk has the full length h. The hold is what robot_rl.data.lerobot's
+chunk_dataset pads demonstrations with, core.types.holding_action, in the store's normalised units
+(`normalised_hold`): zero EE deltas with the gripper width kept for an end-effector delta action space (a sim episode
+ends at success, often mid-motion: repeating its last delta would teach "keep moving"), the last action again for an
+absolute action space such as joint targets. An episode built without its action names repeats its last action.
 
 Image observations (for camera policies) travel beside the states: {camera: (T+1, H, W, 3) uint8} per episode, sampled
 as {camera: (B, H, W, 3)} for s_t and s_{t+h}.
@@ -14,8 +18,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+
+from robot_rl.core.types import holding_action
+
+if TYPE_CHECKING:
+    from robot_rl.policies.normalizer import Normalizer
 
 
 @dataclass
@@ -28,6 +39,10 @@ class Episode:
     source: str = "online"  # "offline" demonstrations or "online" rollouts
     images: dict[str, np.ndarray] = field(default_factory=dict)  # {camera: (T+1, H, W, 3) uint8}, camera policies
     success: bool | None = None  # None: `terminated` means success (sim tasks, recorded data end only on success)
+    # (D,) the normalised action that pads a chunk past the end: `normalised_hold` of the last action, which the
+    # constructors that know the action names and normaliser pass; None: the last action repeated (right for an
+    # absolute action space, wrong for EE deltas)
+    hold_action: np.ndarray | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -44,6 +59,22 @@ class Episode:
                                  f"expected uint8 ({T + 1}, H, W, 3)")
         if self.interventions is None:
             self.interventions = np.zeros(T, dtype=bool)
+        if self.hold_action is None:
+            self.hold_action = self.actions[-1].copy()
+        if np.shape(self.hold_action) != self.actions.shape[1:]:
+            raise ValueError(f"episode hold action {np.shape(self.hold_action)} differs from its actions' "
+                             f"{self.actions.shape[1:]}")
+
+
+def normalised_hold(names: tuple[str, ...] | list[str], normalizer: Normalizer,
+                    last_action: np.ndarray) -> np.ndarray:
+    """The normalised action that holds the arm after the normalised `last_action` (named `names`): core.types.
+    holding_action of it in raw units, normalised again. EE deltas: the normalised zero delta with the gripper kept;
+    joint targets (or any other space, taken as absolute): `last_action` itself."""
+    device = normalizer.action_min.device
+    raw = normalizer.unnormalize_actions(torch.as_tensor(np.asarray(last_action, np.float32), device=device))
+    hold = holding_action(names, raw.cpu().numpy())
+    return normalizer.normalize_actions(torch.as_tensor(hold, device=device)).cpu().numpy().astype(np.float32)
 
 
 @dataclass
@@ -68,6 +99,7 @@ class _Flat:
     rewards: np.ndarray       # (steps,)
     terminated: np.ndarray    # (E,) bool
     expert: np.ndarray        # (steps,) bool: the step's chunk counts as expert data (see ChunkBatch.expert)
+    hold: np.ndarray          # (E, D) each episode's hold action, taken by the steps past its end
 
     @classmethod
     def of(cls, episodes: list[Episode]) -> _Flat:
@@ -75,7 +107,8 @@ class _Flat:
         return cls(np.cumsum([0] + lengths), np.concatenate([e.states for e in episodes]).astype(np.float32),
                    np.concatenate([e.actions for e in episodes]).astype(np.float32),
                    np.concatenate([e.rewards for e in episodes]), np.array([e.terminated for e in episodes]),
-                   np.concatenate([e.interventions | (e.source == "offline" or e.succeeded) for e in episodes]))
+                   np.concatenate([e.interventions | (e.source == "offline" or e.succeeded) for e in episodes]),
+                   np.stack([e.hold_action for e in episodes]).astype(np.float32))
 
 
 class ReplayStore:
@@ -131,12 +164,13 @@ class ReplayStore:
         t, T = step - flat.starts[e], np.diff(flat.starts)[e]
         ahead = t[:, None] + np.arange(self.h)                          # (B, h): t..t+h-1
         valid = ahead < T[:, None]                                      # steps past the end earn nothing
-        acted = flat.starts[e][:, None] + np.minimum(ahead, T[:, None] - 1)  # ... and repeat the last action
+        acted = flat.starts[e][:, None] + np.minimum(ahead, T[:, None] - 1)
+        actions = np.where(valid[:, :, None], flat.actions[acted], flat.hold[e][:, None, :])  # ... and hold
         returns = np.sum(self.gamma ** np.arange(self.h) * flat.rewards[acted] * valid, axis=1)
         end = np.minimum(t + self.h, T)
         terminated_inside = flat.terminated[e] & (t + self.h >= T)
         first_state = flat.starts[e] + e
-        batch = ChunkBatch(flat.states[first_state + t], flat.actions[acted], returns.astype(np.float32),
+        batch = ChunkBatch(flat.states[first_state + t], actions, returns.astype(np.float32),
                            flat.states[first_state + end], np.where(terminated_inside, 0.0, 1.0).astype(np.float32),
                            flat.expert[step].astype(np.float32))
         for camera in episodes[0].images:
@@ -159,16 +193,26 @@ def random_store(horizon: int, gamma: float, state_dim: int, action_dim: int, ep
     return store
 
 
-def intervention_segments(episode: Episode) -> list[Episode]:
+def intervention_segments(episode: Episode, names: tuple[str, ...] | list[str] = (),
+                          normalizer: Normalizer | None = None) -> list[Episode]:
     """The stretches of an online episode where a human was in control, each as a demonstration ("offline", never
     evicted): the learner keeps them in the store a second time, as HIL-SERL adds interventions to its demo buffer.
-    A stretch that ends the episode keeps its termination; the others end where the policy took over again."""
+    A stretch that ends the episode keeps its termination and its hold action; the others end where the policy took
+    over again and hold after their own last action (`normalised_hold`, given the action `names` and `normalizer`;
+    without them they repeat it)."""
     T = len(episode.actions)
     flags = np.r_[False, episode.interventions, False].astype(np.int8)
     starts, ends = np.flatnonzero(np.diff(flags) == 1), np.flatnonzero(np.diff(flags) == -1)  # [start, end)
+
+    def hold(b: int) -> np.ndarray | None:
+        if b == T:
+            return episode.hold_action
+        return None if normalizer is None else normalised_hold(names, normalizer, episode.actions[b - 1])
+
     return [Episode(episode.states[a:b + 1], episode.actions[a:b], episode.rewards[a:b],
                     episode.terminated and b == T, np.ones(b - a, bool), "offline",
-                    {cam: frames[a:b + 1] for cam, frames in episode.images.items()}, episode.succeeded and b == T)
+                    {cam: frames[a:b + 1] for cam, frames in episode.images.items()}, episode.succeeded and b == T,
+                    hold(b))
             for a, b in zip(starts, ends)]
 
 
@@ -179,7 +223,8 @@ def save_episode(episode: Episode, directory: Path, index: int) -> Path:
     tmp = directory / f".episode_{index:06d}.tmp.npz"
     np.savez(tmp, states=episode.states, actions=episode.actions, rewards=episode.rewards,
              terminated=np.bool_(episode.terminated), interventions=episode.interventions,
-             source=np.str_(episode.source), success=np.bool_(episode.succeeded), **{f"image.{cam}": frames for cam, frames in episode.images.items()})
+             source=np.str_(episode.source), success=np.bool_(episode.succeeded), hold_action=episode.hold_action,
+             **{f"image.{cam}": frames for cam, frames in episode.images.items()})
     os.replace(tmp, final)
     return final
 
@@ -191,6 +236,7 @@ def load_episodes(directory: Path) -> list[Episode]:
         with np.load(path, allow_pickle=False) as z:
             images = {key[len("image."):]: z[key] for key in z.files if key.startswith("image.")}
             success = bool(z["success"]) if "success" in z.files else None  # stores written before it was kept
+            hold = z["hold_action"] if "hold_action" in z.files else None  # ditto: those repeat their last action
             episodes.append(Episode(z["states"], z["actions"], z["rewards"], bool(z["terminated"]),
-                                    z["interventions"], str(z["source"]), images, success))
+                                    z["interventions"], str(z["source"]), images, success, hold))
     return episodes

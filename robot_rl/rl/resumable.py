@@ -28,7 +28,8 @@ from robot_rl.rl.assembler import EpisodeAssembler, RateMismatch
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.distributed import poco_learner
 from robot_rl.rl.offline import offline_episodes
-from robot_rl.rl.replay import Episode, ReplayStore, intervention_segments, load_episodes, save_episode
+from robot_rl.rl.replay import (Episode, ReplayStore, intervention_segments, load_episodes, normalised_hold,
+                                save_episode)
 
 CRITIC_FILE = "critic.safetensors"
 STATE_FILE = "learner_state.json"  # how many persisted online episodes the checkpoint has been trained on
@@ -125,7 +126,9 @@ class ResumableLearner:
         if raw is None:
             return Work(episode, outcome, 0, float("nan"), robot=robot), accounting
         actions = self.policy.normalizer.normalize_actions(torch.as_tensor(raw.actions)).clamp(-1, 1).numpy()
-        stored = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions, images=raw.images)
+        stored = Episode(raw.states, actions, raw.rewards, raw.terminated, raw.interventions, images=raw.images,
+                         hold_action=normalised_hold(self.policy.spec.action_names, self.policy.normalizer,
+                                                     actions[-1]))
         save_episode(stored, self.replay_dir, self.online_episodes)  # persisted before any update uses it
         self.online_episodes += 1
         self._add_to_store(stored)
@@ -185,7 +188,7 @@ class ResumableLearner:
     def _add_to_store(self, episode: Episode) -> None:
         """An online episode, plus its human-controlled stretches once more as demonstrations (HIL-SERL)."""
         self.store.add(episode)
-        for segment in intervention_segments(episode):
+        for segment in intervention_segments(episode, self.policy.spec.action_names, self.policy.normalizer):
             self.store.add(segment)
 
     def _updates(self, count: int) -> list[dict]:

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from robot_rl.core.types import EE_SPACE_NAMES, JOINT_SPACE_NAMES
 from robot_rl.policies.base import PolicySpec
 from robot_rl.policies.flow import FlowMatchingPolicy
+from robot_rl.policies.normalizer import Normalizer
 from robot_rl.rl.online import run_episode
 from robot_rl.rl.poco import POCOConfig, POCOLearner, clipped_posterior_loss, posterior_weights
-from robot_rl.rl.replay import Episode, ReplayStore, intervention_segments, load_episodes, save_episode
+from robot_rl.rl.replay import (Episode, ReplayStore, intervention_segments, load_episodes, normalised_hold,
+                                save_episode)
 
 
 def test_weights_tend_to_argmax_as_temperature_goes_to_zero():
@@ -75,6 +78,39 @@ def test_replay_chunks_returns_and_bootstrap():
     assert truncated.chunks_at([2]).bootstrap.tolist() == [1.0]  # a timeout is bootstrapped
 
 
+def moving_episode(names, normalizer, length=4):
+    """An episode whose every normalised action moves the arm (all 0.8), built as the learner builds them."""
+    actions = np.full((length, len(names)), 0.8, np.float32)
+    return Episode(np.zeros((length + 1, 3), np.float32), actions, np.ones(length, np.float32), terminated=True,
+                   hold_action=normalised_hold(names, normalizer, actions[-1]))
+
+
+def test_replay_pads_an_ee_delta_episode_with_the_holding_action_and_persists_it(tmp_path):
+    """Past the end, EE deltas are zero (in raw units) with the gripper kept, as chunk_dataset pads demonstrations;
+    joint targets (absolute) repeat the last action; the hold survives save/load."""
+    ee = Normalizer.from_stats([-0.01] * 6 + [0.0], [0.03] * 6 + [0.08], [0.0] * 3, [1.0] * 3)  # raw 0 ↦ -0.5
+    ep = moving_episode(EE_SPACE_NAMES, ee)
+    store = ReplayStore(horizon=3, gamma=0.5)
+    store.add(ep)
+    chunk = store.chunks_at([2])  # steps 2, 3 and one past the end
+    assert np.array_equal(chunk.actions[0, :2], ep.actions[2:4])
+    raw_pad = ee.unnormalize_actions(torch.as_tensor(chunk.actions[0, 2])).numpy()
+    last = ee.unnormalize_actions(torch.as_tensor(ep.actions[-1])).numpy()
+    assert np.allclose(raw_pad[:6], 0.0, atol=1e-6) and raw_pad[6] == pytest.approx(last[6])  # held, gripper kept
+    assert np.allclose(chunk.actions[0, 2], [-0.5] * 6 + [0.8])
+    assert chunk.returns.tolist() == [pytest.approx(1.5)] and chunk.bootstrap.tolist() == [0.0]  # nothing past it
+    joint = Normalizer.from_stats([-2.0] * 8, [2.0] * 8, [0.0] * 3, [1.0] * 3)
+    absolute = ReplayStore(horizon=3, gamma=0.5)
+    absolute.add(moving_episode(JOINT_SPACE_NAMES, joint))
+    assert np.allclose(absolute.chunks_at([2]).actions[0], 0.8)  # joint targets: the last action repeats
+    save_episode(ep, tmp_path, 0)
+    loaded = load_episodes(tmp_path)[0]
+    assert np.array_equal(loaded.hold_action, ep.hold_action)
+    reloaded = ReplayStore(horizon=3, gamma=0.5)
+    reloaded.add(loaded)
+    assert np.array_equal(reloaded.chunks_at([2]).actions, chunk.actions)
+
+
 def test_the_expert_anchor_is_demonstrations_interventions_and_successful_episodes():
     store = ReplayStore(horizon=2, gamma=0.9)
     demo = chain_episode(4)                                        # offline
@@ -123,6 +159,18 @@ def test_an_episode_ended_by_a_failure_is_terminal_not_a_time_out():
     store.add(episode)
     last = store.chunks_at([2])
     assert last.bootstrap.tolist() == [0.0] and last.expert.tolist() == [0.0]  # no bootstrap past the failure, no BC
+
+
+def test_online_rollouts_and_intervention_stretches_of_ee_deltas_hold_after_their_end():
+    spec = PolicySpec(type="flow", action_names=list(EE_SPACE_NAMES), state_dim=2, horizon=2, execute_steps=2,
+                      hidden_dim=32, depth=2, flow_steps=3)
+    learner = POCOLearner(FlowMatchingPolicy(spec), POCOConfig(mode="bc"), seed=0)  # identity normaliser: 0 ↦ 0
+    episode, _ = run_episode(FallsOff(), learner, seed=0, step_penalty=0.0)
+    assert np.array_equal(episode.hold_action, np.r_[np.zeros(6), episode.actions[-1, 6]])
+    episode.interventions = np.array([True, False, True])
+    first, last = intervention_segments(episode, spec.action_names, learner.policy.normalizer)
+    assert np.array_equal(first.hold_action, np.r_[np.zeros(6), episode.actions[0, 6]])  # held after its own end
+    assert np.array_equal(last.hold_action, episode.hold_action)
 
 
 def test_offline_data_is_never_evicted():

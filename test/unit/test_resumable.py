@@ -9,7 +9,7 @@ import torch
 from robot_rl.policies import policy_from_bytes, save_policy
 from robot_rl.rl.config import POCOConfig
 from robot_rl.rl.assembler import EpisodeAssembler
-from robot_rl.rl.replay import Episode
+from robot_rl.rl.replay import Episode, load_episodes
 from robot_rl.rl.resumable import ResumableLearner, Work
 from policy_fixtures import tiny_sim_policy
 
@@ -63,13 +63,16 @@ def test_take_episode_stores_the_episode_and_accounts_for_every_executed_step(le
     for i in range(11):
         asm.add_state(i * dt, np.zeros(state_dim, np.float32))
     for i in range(10):
-        asm.add_action(i * dt, np.zeros(action_dim, np.float32), is_intervention=False)
+        asm.add_action(i * dt, np.full(action_dim, 0.005, np.float32), is_intervention=False)  # the arm moving
         if i != 4:  # one reward record dropped
             asm.add_reward((i + 1) * dt, -0.01, False)
     work, accounting = learner.take_episode(asm, 0.0, episode=2, outcome="timeout", expected=11)
     assert work.steps == 10 and learner.online_episodes == 1
     assert (accounting["kept"], accounting["lost"], accounting["dropped"]) == (10, 1, {"not_received": 1})
     assert accounting["cause"] == "1 not_received, 1 kept without their reward record"
+    stored = load_episodes(learner.replay_dir)[0]
+    hold = learner.policy.normalizer.unnormalize_actions(torch.as_tensor(stored.hold_action))
+    assert np.allclose(hold, [0.0] * 6 + [0.005], atol=1e-6)  # stored and persisted: past its end the arm holds
     refused = EpisodeAssembler(2 * dt)                       # the actions come at twice the learner's rate
     for i in range(10):
         refused.add_action(i * dt, np.zeros(action_dim, np.float32), is_intervention=False)
