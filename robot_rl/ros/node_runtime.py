@@ -169,6 +169,13 @@ def run_node(node_factory, args: list[str] | None = None) -> int:
         if rclpy.ok():
             raise
         code = 0  # SIGTERM's shutdown landed between two waits of the executor: a clean stop, not an error
+    except RuntimeError as err:
+        if not stop.stopping:
+            raise
+        # a stop signal's KeyboardInterrupt raised inside a native call (rclpy's take_message converting its
+        # arguments), which pybind11 turns into "Unable to convert call argument": a clean stop, said plainly
+        print(f"[robot_rl] stopped by a signal that interrupted a ROS call ({err})", file=sys.stderr, flush=True)
+        code = 0
     finally:
         stop.begin()
         if node is not None and hasattr(node, "close"):
