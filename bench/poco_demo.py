@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import ROOT, machine_line, markdown_table, write_results, write_section
-from robot_rl.core.stats import mean_interval, paired_difference, wilson
+from robot_rl.core.stats import Estimate, mean_interval, paired_difference, wilson
 from robot_rl.core.types import EVAL_SEED
 from robot_rl.demo import DemoConfig, run_demo
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
             seeds = sorted(set(before) & set(after))
             won_before, won_after = [before[s] for s in seeds], [after[s] for s in seeds]
             paired.setdefault(mode, []).append((won_after, won_before))
-            change = paired_difference(won_after, won_before)
+            change = Estimate(**summary["change"])  # run_demo's paired change on the same seeds
             t = summary["timings_s"]
             rows.append([mode, seed, rate(won_before), f"{100 * summary['online_success']:.0f}", rate(won_after),
                          change.points(), f"{summary['online_over_evaluation']:.1f}x",
