@@ -23,6 +23,9 @@ class POCOConfig(BaseModel):
                                                  "55 % of pick_lift candidates; the target is 10-50 %)")
     gamma: float = Field(0.99, gt=0, le=1)
     polyak: float = Field(0.005, gt=0, le=1, description="τ")
+    acting_polyak: float = Field(0.005, gt=0, le=1, description="τ_π: the policy that acts (and is published) is a "
+                                 "Polyak average of the trained one, π̄ ← (1 − τ_π)π̄ + τ_π·π_θ; 1 acts with π_θ "
+                                 "(pick_lift, 3 seeds: no evaluation below the prior, against one 9 points below)")
     lr: float = Field(3e-4, gt=0)
     batch_size: int = Field(128, ge=1)
     warmup_updates: int = Field(300, ge=0, description="updates whose actor loss is BC only")

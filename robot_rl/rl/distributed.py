@@ -170,7 +170,7 @@ class DistributedPOCO(POCOLearner):
         return UpdateMetrics(*values.tolist())
 
     def _setup(self) -> Setup:
-        return Setup(policy_to_bytes(self.policy, 0), self.cfg.model_dump_json(), self.critic_tensors(),
+        return Setup(policy_to_bytes(self.acting_policy, 0), self.cfg.model_dump_json(), self.critic_tensors(),
                      self.noise_generator.get_state())
 
     # ---- POCOLearner's batch hooks, over the whole batch across the ranks ---------------------------------------

@@ -149,7 +149,7 @@ def finetune_checkpoint(checkpoint: str | Path, dataset: str | Path | None, env:
     for episode in offline_episodes(dataset, policy, cfg.step_penalty) if dataset else ():
         store.add(episode)
     curve = finetune(env, learner, store, online, to_env_action)
-    save_policy(learner.policy, Path(out), version + 1, learner.selector())
+    save_policy(learner.acting_policy, Path(out), version + 1, learner.selector())
     rows = [{"env_steps": s, "success": r, **m} for s, r, m in zip(curve.env_steps, curve.success, curve.metrics)]
     (Path(out) / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return curve

@@ -10,7 +10,8 @@ One update (UTD 1, one Adam step over actor + critic), for a batch (s, A^D, R_h,
             ℓ_θ is the policy's own training loss (flow matching / denoising MSE) standing in for −log π_θ;
             min(·, ζ) gives zero gradient to candidates the policy already finds unlikely (the clip).
   warm-up   for the first `warmup_updates` updates the actor gets the BC term only (critic warm-up).
-  Polyak    Q̄ ← (1 − τ) Q̄ + τ Q
+  Polyak    Q̄ ← (1 − τ) Q̄ + τ Q;  after an actor update also π̄ ← (1 − τ_π) π̄ + τ_π π_θ, the policy that acts
+            and is published (not in the paper: an EMA of the weights, as diffusion_policy evaluates with)
 
 Modes sharing this code (baselines): "poco"; "bc" (actor BC only, critic still trained for logging);
 "best_of_n" (actor BC only; acting picks argmax_j Q(s, A^j) over N candidates, Q-chunking style);
@@ -79,6 +80,7 @@ class POCOLearner:
         self.critic = ChunkCritic(policy.encoder.out_dim, spec.horizon * spec.action_dim, cfg.critic_hidden,
                                   cfg.critic_depth, cfg.critic_ensemble).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.acting_policy = policy if cfg.acting_polyak == 1 else copy.deepcopy(policy).requires_grad_(False)
         self.optimizer = torch.optim.Adam(list(policy.parameters()) + list(self.critic.parameters()), lr=cfg.lr)
         self.updates = 0
         # acting and updating draw from generators of their own: what the learner does does not depend on how much
@@ -87,31 +89,39 @@ class POCOLearner:
         update_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
         self.noise_generator = torch.Generator().manual_seed(update_seed)
 
-    # ---- persistence (critic, target critic and update count; the actor is saved as a policy checkpoint) ----------
+    # ---- persistence (critic, target critic, update count, and the trained actor when it differs from the acting
+    # one; the acting policy is what is saved as the policy checkpoint) ----------------------------------------------
     def critic_tensors(self) -> dict[str, torch.Tensor]:
+        trained = {} if self.acting_policy is self.policy else {
+            f"trained_actor.{k}": v for k, v in self.policy.state_dict().items()}
         return {**{f"critic.{k}": v for k, v in self.critic.state_dict().items()},
                 **{f"critic_target.{k}": v for k, v in self.critic_target.state_dict().items()},
-                "updates": torch.tensor(self.updates)}
+                **trained, "updates": torch.tensor(self.updates)}
 
     def load_critic_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Inverse of critic_tensors; raises ValueError naming the mismatch (e.g. another critic size)."""
+        """Inverse of critic_tensors for a learner built on the saved (acting) policy; raises ValueError naming the
+        mismatch (e.g. another critic size). Without a trained actor in the state, training goes on from the acting
+        weights."""
         for prefix, module in (("critic.", self.critic), ("critic_target.", self.critic_target)):
             own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
                 module.load_state_dict(own)
             except RuntimeError as err:
                 raise ValueError(f"critic state does not fit this learner's critic: {err}") from None
+        trained = {k[len("trained_actor."):]: v for k, v in tensors.items() if k.startswith("trained_actor.")}
+        if trained and self.acting_policy is not self.policy:
+            self.policy.load_state_dict(trained)
         self.updates = int(tensors["updates"])
 
     # ---- acting ---------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: dict) -> torch.Tensor:
         """Normalised chunks (B, H, D) to execute: a policy sample, or the best of N under Q in best_of_n mode."""
-        self.policy.eval()
+        self.acting_policy.eval()
         selector = self.selector()
         if selector is None:
-            return self.policy.sample_normalized(obs, 1, self.generator)[:, 0]
-        return selector.choose(self.policy, obs, self.generator)
+            return self.acting_policy.sample_normalized(obs, 1, self.generator)[:, 0]
+        return selector.choose(self.acting_policy, obs, self.generator)
 
     def selector(self) -> BestOfN | None:
         """How chunks are chosen when acting, wherever the policy runs: best of N under the target critic in
@@ -169,7 +179,7 @@ class POCOLearner:
         (critic_loss if actor_loss is None else critic_loss + actor_loss).backward()
         self._sync_gradients()
         self.optimizer.step()
-        self._polyak()
+        self._polyak(actor_trained=actor_loss is not None)
         return UpdateMetrics(critic_loss=critic_loss.item(),
                              actor_loss=float("nan") if actor_loss is None else actor_loss.item(),
                              bc_loss=bc_loss.item(), q_mean=q.mean().item(), q_std=q.std().item(),
@@ -221,6 +231,9 @@ class POCOLearner:
         return self.critic_target(features, chunk).mean(0)
 
     @torch.no_grad()
-    def _polyak(self) -> None:
+    def _polyak(self, actor_trained: bool) -> None:
         for p, p_targ in zip(self.critic.parameters(), self.critic_target.parameters()):
             p_targ.lerp_(p, self.cfg.polyak)
+        if actor_trained and self.acting_policy is not self.policy:
+            for p, p_act in zip(self.policy.parameters(), self.acting_policy.parameters()):
+                p_act.lerp_(p, self.cfg.acting_polyak)

@@ -89,7 +89,7 @@ class ResumableLearner:
         self.rng = np.random.default_rng(seed)
         self.critic_warmup = 0 if self.resuming or not len(self.store) else poco.critic_pretrain_updates
         # the newest good weights (with the critic that chooses chunks in best_of_n mode), served after a failure
-        self.last_blob = policy_to_bytes(policy, self.version, self.poco.selector())
+        self.last_blob = policy_to_bytes(self.poco.acting_policy, self.version, self.poco.selector())
 
     @property
     def policy(self):
@@ -176,7 +176,7 @@ class ResumableLearner:
         tmp = self.state_dir / f".{CRITIC_FILE}.tmp"
         save_file(self.poco.critic_tensors(), tmp)
         tmp.replace(self.state_dir / CRITIC_FILE)
-        save_policy(self.policy, self.state_dir, self.version, self.poco.selector())
+        save_policy(self.poco.acting_policy, self.state_dir, self.version, self.poco.selector())
         tmp = self.state_dir / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps({"trained_episodes": self.trained_episodes, "version": self.version}) + "\n")
         tmp.replace(self.state_dir / STATE_FILE)
@@ -197,7 +197,7 @@ class ResumableLearner:
         if not self._weights_finite():
             raise FloatingPointError("non-finite actor or critic weights after the updates")
         self.version += 1
-        self.last_blob = policy_to_bytes(self.policy, self.version, self.poco.selector())
+        self.last_blob = policy_to_bytes(self.poco.acting_policy, self.version, self.poco.selector())
         return metrics
 
     def _episode_trained(self, work: Work, metrics: list[dict]) -> dict:
@@ -222,7 +222,7 @@ class ResumableLearner:
             return self.last_blob
 
     def _weights_finite(self) -> bool:
-        modules = (self.poco.policy, self.poco.critic, self.poco.critic_target)
+        modules = (self.poco.policy, self.poco.acting_policy, self.poco.critic, self.poco.critic_target)
         return all(torch.isfinite(p).all() for m in modules for p in m.parameters())
 
     def _trained_episodes(self, persisted: int) -> int:

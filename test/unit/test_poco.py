@@ -1,4 +1,6 @@
 """POCO's pieces: E-step weights, the clip, critic targets on a chain MDP, and the update wiring."""
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -255,6 +257,39 @@ def test_critic_state_round_trip_and_size_mismatch_is_refused():
     wider = POCOLearner(tiny_policy(3), POCOConfig(critic_hidden=64), seed=0)
     with pytest.raises(ValueError, match="critic state does not fit"):
         wider.load_critic_tensors(a.critic_tensors())
+
+
+def test_the_acting_policy_is_a_polyak_average_of_the_trained_one_and_survives_a_restart():
+    """τ_π < 1: the policy that acts (and is published) trails the trained actor by π̄ ← (1 − τ_π)π̄ + τ_π·π_θ,
+    moves only with actor updates, and a learner rebuilt from the saved acting policy and learner state resumes both."""
+    torch.manual_seed(0)
+    store = ReplayStore(horizon=2, gamma=0.9)
+    store.add(chain_episode(5))
+    cfg = POCOConfig(acting_polyak=0.1, batch_size=16, num_candidates=4, warmup_updates=0, lr=1e-2)
+    learner = POCOLearner(tiny_policy(6), cfg, seed=0)
+    rng = np.random.default_rng(0)
+    start = [p.detach().clone() for p in learner.policy.parameters()]
+    learner.update(store.sample(16, rng), train_actor=False)  # critic warm-up: the acting policy stays
+    assert all(torch.equal(a, p) for a, p in zip(start, learner.acting_policy.parameters()))
+    expected = [p.clone() for p in start]
+    for _ in range(5):
+        learner.update(store.sample(16, rng))
+        expected = [e.lerp(p.detach(), 0.1) for e, p in zip(expected, learner.policy.parameters())]
+    for e, a, p in zip(expected, learner.acting_policy.parameters(), learner.policy.parameters()):
+        assert torch.allclose(a, e, atol=1e-6) and not torch.equal(a, p)
+    obs = {"state": torch.eye(6)[:2]}
+    learner.generator.manual_seed(3)
+    acted = learner.act(obs)
+    assert torch.equal(acted, learner.acting_policy.sample_normalized(obs, 1, torch.Generator().manual_seed(3))[:, 0])
+
+    restarted = POCOLearner(copy.deepcopy(learner.acting_policy), cfg, seed=0)  # as load_policy(checkpoint) gives it
+    restarted.load_critic_tensors(learner.critic_tensors())
+    for module in ("policy", "acting_policy", "critic"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(learner, module).parameters(),
+                                                     getattr(restarted, module).parameters())), module
+    plain = POCOLearner(tiny_policy(6), POCOConfig(acting_polyak=1.0), seed=0)
+    assert plain.acting_policy is plain.policy and not any(k.startswith("trained_actor.")
+                                                           for k in plain.critic_tensors())
 
 
 def image_episode(length, cameras=("front",), size=16, seed=0):
