@@ -41,7 +41,7 @@ def prior_for(seed: int, cfg: DemoConfig) -> tuple[Path, Path]:
     from robot_rl.rl.pretrain import pretrain
 
     torch.set_num_threads(1)
-    demos, prior = WORKDIR / f"seed{seed}" / "demos", WORKDIR / f"seed{seed}" / "bc"
+    demos, prior = WORKDIR / f"seed{seed}" / "demos", WORKDIR / f"seed{seed}" / "prior"  # beside the learners' dirs
     if not (prior / "config.json").exists():
         import shutil
 
@@ -100,6 +100,9 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="poco.KEY=VALUE", help="for every method")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    if clash := [a for a in args.ablate if a.split(":")[0] in ("prior", "demos")]:
+        parser.error(f"--ablate {clash[0]}: the label names the run's directory beside the seed's prior and demos; "
+                     "choose another")
     budget = {"env_steps": args.env_steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes}
     start = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
     plot(runs, labels, ROOT / "docs" / f"{args.name}.png", "pick_lift (gym)")
     cfg = DemoConfig()
     sets = " ".join(f"--set {s}" for s in args.set)
-    ablations = " ".join([f"--ablate {a}" for a in args.ablate] + ([f"--compare {args.compare}"] if args.compare else []))
+    ablations = " ".join([f"--ablate {a}" for a in args.ablate]
+                         + ([f"--compare {args.compare}"] if args.compare else []))
     write_section(args.name, "\n".join([
         f"## {'POCO and its baselines' if args.modes else 'POCO ablations'} on pick_lift, {args.env_steps} env steps: "
         f"{', '.join(labels)} (gym, powered evaluation)",
