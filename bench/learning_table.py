@@ -70,7 +70,8 @@ def summary_table(runs: list[dict], modes: list[str], compare: dict | None = Non
     by = {(r["mode"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
     references = {m: np.array([by[(m, s)]["outcomes"][-1] for s in seeds]) for m in ("bc",) if m in modes}
-    for method in sorted({m for m, _ in compare or {}}):
+    compared = {m for m, _ in compare or {}}
+    for method in sorted(compared):
         references[method] = np.array([compare[(method, s)] for s in seeds])
     table = []
     for mode in modes:
@@ -78,8 +79,8 @@ def summary_table(runs: list[dict], modes: list[str], compare: dict | None = Non
         first = np.array([r["outcomes"][0] for r in own])
         final = np.array([r["outcomes"][-1] for r in own])
         worst = [min(np.mean(o) for o in r["outcomes"]) for r in own]
-        versus = [paired_difference(final, ref).points() if not (mode == m and compare is None) else "–"
-                  for m, ref in references.items()]
+        versus = [paired_difference(final, ref).points() if not (mode == m and m not in compared) else "–"
+                  for m, ref in references.items()]  # a method against itself only across two runs
         metrics = [m for r in own for m in r["metrics"][1:]]
         ess, clip = (finite_mean([m.get(name, np.nan) for m in metrics]) for name in ("weight_ess", "q_clip_ratio"))
         table.append([mode, str(mean_interval(first.mean(1), RATE)), str(mean_interval(final.mean(1), RATE)),
