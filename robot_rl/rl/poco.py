@@ -100,8 +100,8 @@ class POCOLearner:
 
     def load_critic_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Inverse of critic_tensors for a learner built on the saved (acting) policy; raises ValueError naming the
-        mismatch (e.g. another critic size). Without a trained actor in the state, training goes on from the acting
-        weights."""
+        mismatch (e.g. another critic size). Without a trained actor in the state, or with τ_π 1 (no average kept),
+        training goes on from the acting weights."""
         for prefix, module in (("critic.", self.critic), ("critic_target.", self.critic_target)):
             own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
