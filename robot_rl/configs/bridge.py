@@ -10,6 +10,8 @@ class BridgeConfig(DriverConfig):
     task: str = "reach"
     model_variant: str = Field("primitive", pattern="^(primitive|mesh)$")
     seed: int = 0
+    fixed_scene: bool = Field(False, description="every reset makes the scene of `seed` (a one-scene learning run); "
+                                                 "false: the scene of `seed` + the resets so far")
     camera_names: list[str] = ["front", "wrist"]
     camera_width: int = Field(128, ge=16, le=1920)
     camera_height: int = Field(128, ge=16, le=1080)

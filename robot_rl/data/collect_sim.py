@@ -35,10 +35,11 @@ def sim_state(sim: PandaSim, environment_state: bool = False) -> np.ndarray:
 
 def collect_demos(task: str, episodes: int, noise: float, seed: int, root: str | Path,
                   cameras: Sequence[str] = (), image_size: int = 64, max_steps: int | None = None,
-                  environment_state: bool = False) -> dict[str, Any]:
+                  environment_state: bool = False, scene: int | None = None) -> dict[str, Any]:
     """Run `episodes` noisy expert episodes (seeds seed, seed+1, ...) into the dataset at `root` (appending
     if it exists) and return a summary with the success rate. `environment_state` appends the object/goal state
-    (ENVIRONMENT_STATE_NAMES) to `observation.state`, for state-only sim policies."""
+    (ENVIRONMENT_STATE_NAMES) to `observation.state`, for state-only sim policies. `scene` records every episode on
+    that one scene (the bridge's `fixed_scene`), each with its own noise seed."""
     sim = PandaSim(task, cameras={cam: (image_size, image_size) for cam in cameras}, render=bool(cameras))
     state_names = STATE_NAMES + ENVIRONMENT_STATE_NAMES if environment_state else STATE_NAMES
     writer = LeRobotWriter(root, CONTROL_HZ, state_names, EE_SPACE_NAMES, cameras,
@@ -51,7 +52,7 @@ def collect_demos(task: str, episodes: int, noise: float, seed: int, root: str |
         with writer:
             for episode in progress:
                 episode_seed = seed + episode
-                sim.reset(episode_seed)
+                sim.reset(episode_seed if scene is None else scene)
                 rng = np.random.default_rng([episode_seed, 1])
                 steps, success = 0, False
                 while not (success or steps >= limit):
@@ -76,7 +77,7 @@ def collect_demos(task: str, episodes: int, noise: float, seed: int, root: str |
         sim.close()
     return {"task": task, "root": str(root), "episodes": episodes, "successes": successes,
             "success_rate": successes / max(episodes, 1), "frames": frames, "episode_indices": indices,
-            "noise": noise, "seed": seed}
+            "noise": noise, "seed": seed, "scene": scene}
 
 
 def main() -> None:
@@ -90,9 +91,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--environment-state", action="store_true", help="append object/goal state to the state")
+    parser.add_argument("--scene", type=int, default=None, help="every episode on this scene (default: the scene of "
+                                                                "each episode's seed)")
     args = parser.parse_args()
     summary = collect_demos(args.task, args.episodes, args.noise, args.seed, args.root, args.cameras,
-                            args.image_size, args.max_steps, args.environment_state)
+                            args.image_size, args.max_steps, args.environment_state, args.scene)
     print(f"{summary['task']}: success rate {summary['success_rate']:.1%} ({summary['successes']}/"
           f"{summary['episodes']}), {summary['frames']} frames -> {summary['root']}")
 

@@ -53,7 +53,7 @@ class MujocoBridgeNode(ArmDriver, Node):
 
     # ---- state ---------------------------------------------------------------------------------------------
     def _reset_sim(self) -> int:
-        seed = self.cfg.seed + self.resets
+        seed = self.cfg.seed + (0 if self.cfg.fixed_scene else self.resets)
         self.resets += 1
         self.robot.reset(seed)
         self.chunk_executor.reset(self.sim.time)
@@ -70,8 +70,9 @@ class MujocoBridgeNode(ArmDriver, Node):
 
     # ---- callbacks -----------------------------------------------------------------------------------------
     def _reset(self, repeat: dict | None) -> dict:
-        """A new scene, seeded `seed` + the resets so far; a repeat (driver_base.ArmDriver.on_reset) leaves the scene
-        that reset made: the disabled arm has held still in it since."""
+        """A new scene, seeded `seed` + the resets so far (`seed` itself with `fixed_scene`); a repeat
+        (driver_base.ArmDriver.on_reset) leaves the scene that reset made: the disabled arm has held still in it
+        since."""
         if repeat is not None:
             return repeat
         return {"seed": self._reset_sim(), "task": self.cfg.task}
