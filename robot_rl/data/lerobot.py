@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from functools import partial
@@ -489,6 +490,51 @@ class LeRobotReader:
             ep = self.episode(i, images)
             for t in range(self.episodes[i]["length"]):
                 yield {"episode_index": i, **{k: v[t] for k, v in ep.items()}}
+
+
+def copy_with_rewards(src: str | Path, dst: str | Path, rewards: Sequence[np.ndarray]) -> LeRobotReader:
+    """A copy of the dataset at `src` whose `next.reward` is `rewards` (one array per episode), its statistics
+    (per episode and in stats.json) recomputed. Datasets are not edited in place: the recorded rewards stay in `src`.
+    The copy appears at `dst` only once complete."""
+    reader, dst = LeRobotReader(src), Path(dst)
+    if dst.exists():
+        raise FileExistsError(f"{dst}: exists; a relabelled dataset goes into a new directory")
+    if REWARD not in reader.features:
+        raise DatasetError(f"{reader.root}: no {REWARD!r} feature to relabel")
+    lengths = [ep["length"] for ep in reader.episodes]
+    if [len(r) for r in rewards] != lengths:
+        raise DatasetError(f"{reader.root}: episodes of {lengths} frames, rewards given for "
+                           f"{[len(r) for r in rewards]}")
+    rewards = [np.asarray(r, np.float32) for r in rewards]
+    partial_dst = dst.with_name(dst.name + ".partial")
+    shutil.rmtree(partial_dst, ignore_errors=True)
+    shutil.copytree(reader.root, partial_dst)
+    for path in sorted((partial_dst / "data").glob("chunk-*/file-*.parquet")):
+        table = pq.read_table(path)
+        episode, frame = (table.column(c).to_numpy() for c in ("episode_index", "frame_index"))
+        column = np.array([rewards[e][f] for e, f in zip(episode, frame)], np.float32)
+        field = table.schema.field(REWARD)
+        _write_parquet(table.set_column(table.schema.get_field_index(REWARD), field,
+                                        pa.array(column, field.type)), path)
+    episode_stats = [_vector_stats(r.reshape(-1, 1)) for r in rewards]
+    for path in sorted((partial_dst / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
+        table = pq.read_table(path)
+        rows = table.column("episode_index").to_pylist()
+        for name in episode_stats[0]:
+            key = f"stats/{REWARD}/{name}"
+            if key in table.column_names:
+                field, old = table.schema.field(key), table.column(key).to_pylist()
+                # rows past the committed episodes (an interrupted save) keep what they had
+                values = pa.array([episode_stats[i][name].tolist() if i < len(episode_stats) else old[j]
+                                   for j, i in enumerate(rows)], field.type)
+                table = table.set_column(table.schema.get_field_index(key), field, values)
+        _write_parquet(table, path)
+    if (partial_dst / STATS_PATH).exists():   # LeRobot computes it when absent
+        stats = json.loads((partial_dst / STATS_PATH).read_text())
+        stats[REWARD] = _stats_to_json(_aggregate_stats(episode_stats))
+        _write_json(stats, partial_dst / STATS_PATH)
+    os.replace(partial_dst, dst)
+    return LeRobotReader(dst)
 
 
 # ---- writer ------------------------------------------------------------------------------------------------------

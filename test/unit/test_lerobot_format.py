@@ -244,3 +244,39 @@ def test_video_encoding_leaves_no_thread_real_time(tmp_path: Path):
         assert realtime_threads() <= before, "encoder threads left real-time while the episode records"
     writer.save_episode()
     assert realtime_threads() <= before
+
+
+@pytest.mark.parametrize("layout", ["own files", "shared files"])
+def test_a_relabelled_copy_changes_the_rewards_and_their_statistics_only(recorded, tmp_path: Path, layout):
+    if layout == "own files":
+        src, _ = recorded
+    else:
+        src = tmp_path / "shared"
+        write_shared_files_dataset(src, (9, 12, 6))
+    before = LeRobotReader(src)
+    lengths = [ep["length"] for ep in before.episodes]
+    rewards = [np.arange(n, dtype=np.float32) * (i + 1) - 3.0 for i, n in enumerate(lengths)]
+    copy = lerobot.copy_with_rewards(src, tmp_path / "relabelled", rewards)
+    source = LeRobotReader(src)
+    for i in range(len(lengths)):
+        new, old = copy.episode(i, images=True), source.episode(i, images=True)
+        np.testing.assert_array_equal(new["reward"], rewards[i])
+        assert not np.array_equal(old["reward"], rewards[i])            # the source keeps what it recorded
+        for key in old:
+            if key != "reward":
+                np.testing.assert_array_equal(new[key], old[key], err_msg=key)
+    pooled = np.concatenate(rewards).astype(np.float64)
+    if layout == "own files":
+        stats = json.loads((tmp_path / "relabelled" / lerobot.STATS_PATH).read_text())
+        assert stats[lerobot.REWARD]["mean"] == pytest.approx([pooled.mean()])
+        assert stats[lerobot.REWARD]["std"] == pytest.approx([pooled.std()])
+        assert (stats[lerobot.REWARD]["min"], stats[lerobot.REWARD]["max"]) == ([pooled.min()], [pooled.max()])
+        assert stats["action"] == json.loads((src / lerobot.STATS_PATH).read_text())["action"]
+        row = pq.read_table(tmp_path / "relabelled" / lerobot.EPISODES_PATH.format(chunk_index=0, file_index=1)
+                            ).to_pylist()[0]
+        assert row[f"stats/{lerobot.REWARD}/mean"] == pytest.approx([rewards[1].mean()])
+    with pytest.raises(FileExistsError, match="relabelled"):
+        lerobot.copy_with_rewards(src, tmp_path / "relabelled", rewards)
+    with pytest.raises(lerobot.DatasetError, match="rewards given for"):
+        lerobot.copy_with_rewards(src, tmp_path / "short", [r[:-1] for r in rewards])
+    assert not (tmp_path / "short").exists()
