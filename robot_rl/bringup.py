@@ -352,6 +352,17 @@ def control_hz(graph: Graph) -> float:
     raise GraphError(f"{graph.source}: no driver node ({', '.join(e for e, _ in SHARED_VALUES[0].sources)})")
 
 
+def node_config(graph: Graph, executable: str):
+    """The typed config the graph (after `validate`) gives its node of `executable`, as that node will read it: what a
+    tool outside the graph uses to act as the node would (`robot-rl reward relabel`)."""
+    spec = next((n for n in graph.nodes if n.executable == executable), None)
+    if spec is None:
+        raise GraphError(f"{graph.source}: no {executable!r} node")
+    values, _ = node_values(graph, spec)
+    return config_model(executable).model_validate(
+        unflatten({k: v for k, v in values.items() if k not in ROS_BUILTIN_KEYS}))
+
+
 def apply_overrides(graph: Graph, namespace: str | None, sets: list[str]) -> None:
     if namespace is not None:
         graph.namespace = namespace.strip("/")

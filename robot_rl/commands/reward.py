@@ -1,8 +1,10 @@
-"""`robot-rl deg train | eval` and `robot-rl reward train-classifier`.
+"""`robot-rl deg train | eval` and `robot-rl reward train-classifier | relabel`.
 
     robot-rl deg train --dataset runs/data/push --camera front --out runs/deg/push --guidance latent nearest
     robot-rl deg eval --model runs/deg/push --dataset runs/data/push_heldout --out runs/deg/push/eval
     robot-rl reward train-classifier --dataset runs/data/pick_lift --camera front --out runs/classifier/pick_lift
+    robot-rl reward relabel --graph config/graphs/sim_deg_poco.yaml --set reward.deg.model_path=runs/deg/reach \
+        --dataset runs/data/reach --out runs/data/reach_deg
 """
 from __future__ import annotations
 
@@ -65,6 +67,20 @@ def cmd_train_classifier(args) -> int:
     return 0
 
 
+def cmd_relabel(args) -> int:
+    import torch
+
+    from robot_rl import bringup
+    from robot_rl.rewards.relabel import relabel_dataset
+
+    torch.set_num_threads(args.threads)
+    cfg = bringup.node_config(bringup.prepare(args.graph, sets=args.set), "reward")
+    summary = relabel_dataset(args.dataset, args.out, cfg)
+    print(f"{summary['episodes']} episodes rewarded by {summary['source']}: mean return "
+          f"{summary['recorded_return']:.3f} recorded, {summary['return']:.3f} relabelled -> {summary['out']}")
+    return 0
+
+
 def register(subparsers) -> None:
     deg = subparsers.add_parser("deg", help="DEG dense reward: train the encoder and guidance, run diagnostics")
     sub = deg.add_subparsers(dest="deg_command", required=True)
@@ -94,7 +110,8 @@ def register(subparsers) -> None:
     ev.add_argument("--threads", type=int, default=1)
     ev.set_defaults(func=cmd_eval)
 
-    reward = subparsers.add_parser("reward", help="reward sources: train the image success classifier")
+    reward = subparsers.add_parser("reward", help="reward sources: train the image success classifier, relabel a "
+                                                  "dataset")
     rsub = reward.add_subparsers(dest="reward_command", required=True)
     clf = rsub.add_parser("train-classifier", help="train the success classifier on labelled frames")
     clf.add_argument("--dataset", required=True)
@@ -104,3 +121,12 @@ def register(subparsers) -> None:
     clf.add_argument("--seed", type=int, default=0)
     clf.add_argument("--threads", type=int, default=1)
     clf.set_defaults(func=cmd_train_classifier)
+    rel = rsub.add_parser("relabel", help="a copy of a dataset rewarded by a graph's reward node (its source and "
+                                          "parameters), for the learner's offline demonstrations")
+    rel.add_argument("--graph", required=True, help="graph file whose reward node pays the online episodes")
+    rel.add_argument("--set", action="append", default=[], metavar="NODE.KEY=VALUE",
+                     help="the graph's overrides, as for the bringup (e.g. reward.deg.model_path=runs/deg/reach)")
+    rel.add_argument("--dataset", required=True, help="LeRobot v3 dataset (with the reward's camera, if it reads one)")
+    rel.add_argument("--out", required=True, help="new dataset directory (must not exist)")
+    rel.add_argument("--threads", type=int, default=1)
+    rel.set_defaults(func=cmd_relabel)

@@ -74,3 +74,38 @@ def test_every_provider_makes_unit_guidance_latents_from_a_first_frame(trained):
     g = gen.make_guidance(videos[0][0], task)
     assert g.frames.shape == (4, 64, 64, 3) and g.frames.dtype == np.uint8
     assert torch.allclose(g.latents, encode(encoder, g.frames)) and np.isfinite(losses).all()
+
+
+def test_relabel_pays_the_demos_as_a_graphs_reward_source_does(trained, tmp_path):
+    """The sim graph's source: success_reward at a successful episode's last frame (the step penalty is the learner's
+    to add). DEG+ pays DEG's terms plus θ exactly there, the dataset's outcome standing in for the sim's verdict."""
+    from robot_rl import commands
+    from robot_rl.data.lerobot import DatasetError, LeRobotReader
+    from robot_rl.rewards.params import DEGSourceParams, SourceConfig
+    from robot_rl.rewards.relabel import relabel_dataset
+
+    demos = trained["root"] / "train"
+    assert commands.main(["reward", "relabel", "--graph", "config/graphs/sim_poco.yaml", "--dataset", str(demos),
+                          "--out", str(tmp_path / "sim")]) == 0
+    source, sim = LeRobotReader(demos), LeRobotReader(tmp_path / "sim")
+    outcomes = [bool(ep["success"]) for ep in source.episodes]
+    assert any(outcomes)
+    for i, success in enumerate(outcomes):
+        expected = np.zeros(source.episodes[i]["length"], np.float32)
+        expected[-1] = 1.0 * success
+        np.testing.assert_array_equal(sim.episode(i)["reward"], expected)
+        np.testing.assert_array_equal(sim.episode(i)["action"], source.episode(i)["action"])
+
+    params = DEGSourceParams(model_path=str(trained["model"]), guidance="nearest")
+    deg = relabel_dataset(demos, tmp_path / "deg", SourceConfig(source="deg", deg=params))
+    plus = relabel_dataset(demos, tmp_path / "deg+", SourceConfig(source="deg+", deg=params))
+    assert (deg["source"], plus["source"]) == ("deg", "deg+")
+    for i, success in enumerate(outcomes):
+        dense = LeRobotReader(tmp_path / "deg").episode(i)["reward"]
+        difference = LeRobotReader(tmp_path / "deg+").episode(i)["reward"] - dense
+        expected = np.zeros_like(dense)
+        expected[-1] = params.theta * success
+        np.testing.assert_allclose(difference, expected, atol=1e-5)
+        assert np.ptp(dense) > 0      # DEG's terms, not a constant
+    with pytest.raises(DatasetError, match="'wrist'"):
+        relabel_dataset(demos, tmp_path / "wrist", SourceConfig(source="deg", camera="wrist", deg=params))
