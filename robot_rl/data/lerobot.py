@@ -484,6 +484,13 @@ class LeRobotReader:
                 out[f"images.{camera}"] = _read_video(self.video_path(i, camera), start, n, self.fps)
         return out
 
+    def succeeded(self, i: int, rewards: np.ndarray) -> bool:
+        """Episode i's outcome: `success` in the episodes metadata (this writer and the recorder set it), else, in
+        datasets without it, whether its last reward is positive (rewards recorded as 1[success]). A relabelled
+        dataset's shaped rewards say nothing about success; its metadata does."""
+        success = self.episodes[i].get("success")
+        return bool(rewards[-1] > 0) if success is None else bool(success)
+
     def frames(self, images: bool = False) -> Iterator[dict[str, Any]]:
         """Every frame in order, as dicts with the keys of `episode()` plus `episode_index`."""
         for i in range(self.num_episodes):

@@ -6,8 +6,8 @@ would learn two reward scales at once. Relabelling runs the graph's own reward s
 writes a new dataset; the learner's `dataset` then points at it.
 
 A dataset holds neither the simulator's task state nor an operator. Wherever the graph's success comes from the sim
-or a human, the verdict here is the dataset's recorded outcome (the episodes' `success`, else a positive last
-reward), given at the episode's last frame. The classifier and DEG read the frames, as they do online.
+or a human, the verdict here is the dataset's recorded outcome (LeRobotReader.succeeded), given at the episode's
+last frame. The classifier and DEG read the frames, as they do online.
 """
 from __future__ import annotations
 
@@ -35,11 +35,6 @@ def offline_source_config(cfg: SourceConfig) -> SourceConfig:
     return cfg.model_copy(update=update)
 
 
-def recorded_outcome(reader: LeRobotReader, i: int, rewards: np.ndarray) -> bool:
-    success = reader.episodes[i].get("success")
-    return bool(rewards[-1] > 0) if success is None else bool(success)
-
-
 def relabel_dataset(dataset: str | Path, out: str | Path, cfg: SourceConfig) -> dict:
     """Write `dataset` with its rewards from the source `cfg` into `out`; returns the mean return before and after.
     The reward of action t is the source's step on the frame after it (the last frame repeated for the last action),
@@ -54,7 +49,7 @@ def relabel_dataset(dataset: str | Path, out: str | Path, cfg: SourceConfig) -> 
     for i in tqdm(range(reader.num_episodes), desc=f"relabel ({source.name})", unit="ep"):
         ep = reader.episode(i, images=needs_frames)
         frames = ep.get(f"images.{cfg.camera}")
-        success = recorded_outcome(reader, i, ep["reward"])
+        success = reader.succeeded(i, ep["reward"])
         T = len(ep["reward"])
 
         def observation(t: int, last: bool = False) -> RewardInput:

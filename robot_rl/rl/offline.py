@@ -16,7 +16,8 @@ def offline_episodes(root: str, policy: ChunkPolicy, step_penalty: float) -> Ite
     """Each dataset episode with the step penalty added to its rewards. LeRobot stores the observation before each
     action only, so the state after the last action is taken as the last observed one; a successful episode is
     terminal there and is never bootstrapped from it. Camera policies get their cameras' frames at the policy's
-    image size. Chunks past the end hold the arm (replay.normalised_hold), as chunk_dataset pads them for BC."""
+    image size. Chunks past the end hold the arm (replay.normalised_hold), as chunk_dataset pads them for BC.
+    Success is the episode's recorded outcome (LeRobotReader.succeeded), not the sign of a possibly shaped reward."""
     spec = policy.spec
     reader = LeRobotReader(root)
     if reader.action_names != list(spec.action_names):
@@ -30,7 +31,7 @@ def offline_episodes(root: str, policy: ChunkPolicy, step_penalty: float) -> Ite
         ep = reader.episode(i, images=bool(spec.cameras))
         states = np.concatenate([ep["state"], ep["state"][-1:]])
         actions = policy.normalizer.normalize_actions(torch.as_tensor(ep["action"])).clamp(-1, 1).numpy()
-        terminated = bool(ep["done"][-1] and ep["reward"][-1] > 0)
+        terminated = bool(ep["done"][-1]) and reader.succeeded(i, ep["reward"])
         images = {cam: resize_frames(np.concatenate([ep[f"images.{cam}"], ep[f"images.{cam}"][-1:]]),
                                      spec.image_size) for cam in spec.cameras}
         yield Episode(states, actions, ep["reward"] + step_penalty, terminated, ep["is_intervention"], "offline",

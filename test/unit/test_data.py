@@ -262,3 +262,23 @@ def test_environment_state_is_the_object_and_goal(tmp_path: Path):
     no_object = environment_vector({"objects": {}, "goal": [0.4, 0.1, 0.3]})
     assert no_object.shape == (len(ENVIRONMENT_STATE_NAMES),)
     np.testing.assert_allclose(no_object, [0, 0, 0, 1, 0, 0, 0, 0.4, 0.1, 0.3])
+
+
+def test_offline_demos_are_terminal_where_they_succeeded_whatever_their_last_reward(tmp_path: Path):
+    """A relabelled dataset's shaped rewards can be positive at a failure's end and negative at a success's: the
+    learner bootstraps by the recorded outcome, and by the last reward only where a dataset records none."""
+    from policy_fixtures import tiny_sim_policy
+
+    from robot_rl.core.state import ENVIRONMENT_STATE_NAMES
+    from robot_rl.rl.offline import offline_episodes
+
+    root = tmp_path / "shaped"
+    with LeRobotWriter(root, 15, STATE_NAMES + ENVIRONMENT_STATE_NAMES, list(EE_SPACE_NAMES)) as writer:
+        for last_reward, success in ((0.5, False), (-0.2, True), (1.0, None), (0.0, None)):
+            for t in range(4):
+                writer.add_frame(np.zeros(len(STATE_NAMES) + len(ENVIRONMENT_STATE_NAMES), np.float32),
+                                 np.zeros(len(EE_SPACE_NAMES), np.float32), last_reward if t == 3 else 0.1, t == 3,
+                                 False, task="reach")
+            writer.save_episode(success=success)
+    episodes = list(offline_episodes(str(root), tiny_sim_policy(0), step_penalty=0.0))
+    assert [e.terminated for e in episodes] == [False, True, True, False]
