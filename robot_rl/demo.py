@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,18 +82,19 @@ def _run(graph: str, sets: list[str], cfg: DemoConfig, what: str) -> None:
         raise RuntimeError(f"{what}: the graph {graph} exited with code {code} (rerun with --verbose for node logs)")
 
 
-def evaluate_in_graph(checkpoint: Path, results: Path, cfg: DemoConfig) -> list[dict]:
-    """Episodes of a fixed policy through the ROS graph on the evaluation seeds."""
+def evaluate_in_graph(checkpoint: Path, results: Path, cfg: DemoConfig, extra: Sequence[str] = ()) -> list[dict]:
+    """Episodes of a fixed policy through the ROS graph on the evaluation seeds (`extra`: more --set items, last)."""
     results.unlink(missing_ok=True)
     graph = "config/graphs/sim_eval.yaml"
     _run(graph,
          [f"mujoco_bridge.task={cfg.task}", f"mujoco_bridge.seed={EVAL_SEED}", f"policy.checkpoint={checkpoint}",
           f"episode_manager.num_episodes={cfg.eval_episodes}", f"episode_manager.max_steps={cfg.max_steps}",
-          f"episode_manager.results_path={results}", *_camera_sets(cfg, graph)], cfg, f"evaluating {checkpoint}")
+          f"episode_manager.results_path={results}", *_camera_sets(cfg, graph), *extra], cfg,
+         f"evaluating {checkpoint}")
     return _read_jsonl(results)
 
 
-def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig) -> list[dict]:
+def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig, extra: Sequence[str] = ()) -> list[dict]:
     results = out / "online_episodes.jsonl"
     results.unlink(missing_ok=True)
     graph = "config/graphs/sim_poco.yaml"
@@ -105,7 +107,7 @@ def finetune_in_graph(prior: Path, demos: Path, out: Path, cfg: DemoConfig) -> l
           f"learner.seed={cfg.seed}", f"episode_manager.num_episodes={cfg.online_episodes}",
           f"episode_manager.max_steps={cfg.max_steps}", f"episode_manager.results_path={results}",
           f"reward.step_penalty={cfg.poco.step_penalty}", *_camera_sets(cfg, graph),
-          *(f"learner.poco.{key}={value}" for key, value in poco.items())],
+          *(f"learner.poco.{key}={value}" for key, value in poco.items()), *extra],
          cfg, f"{cfg.poco.mode} fine-tuning")
     return _read_jsonl(results)
 
