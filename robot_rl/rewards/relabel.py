@@ -40,11 +40,11 @@ def relabel_dataset(dataset: str | Path, out: str | Path, cfg: SourceConfig) -> 
     The reward of action t is the source's step on the frame after it (the last frame repeated for the last action),
     as the reward node scores the observation that follows each executed action."""
     reader = LeRobotReader(dataset)
-    needs_frames = cfg.source in ("classifier", "deg", "deg+")
+    source = make_source(offline_source_config(cfg))
+    needs_frames = source.reads_pixels
     if needs_frames and cfg.camera not in reader.cameras:
         raise DatasetError(f"{dataset}: reward source {cfg.source!r} reads camera {cfg.camera!r}, the dataset has "
                            f"{reader.cameras or 'no cameras'}")
-    source = make_source(offline_source_config(cfg))
     relabelled, recorded = [], []
     for i in tqdm(range(reader.num_episodes), desc=f"relabel ({source.name})", unit="ep"):
         ep = reader.episode(i, images=needs_frames)

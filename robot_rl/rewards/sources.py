@@ -39,6 +39,7 @@ class RewardStep:
 
 class RewardSource(ABC):
     name = ""
+    reads_pixels = False   # scores the camera image itself (others tick on frames without reading them)
 
     def prepare(self, first: RewardInput, task: str) -> None:
         """Per-episode setup from the first observation (may be slow; never called inside the control loop)."""
@@ -80,6 +81,7 @@ class HumanSource(RewardSource):
 
 class ClassifierSource(RewardSource):
     name = "classifier"
+    reads_pixels = True
 
     def __init__(self, params: ClassifierParams, success_reward: float, step_penalty: float):
         from robot_rl.rewards.classifier import load_classifier
@@ -108,6 +110,8 @@ class ClassifierSource(RewardSource):
 
 class DEGSource(RewardSource):
     """DEG (reward-free) or, with `success`, DEG+ = DEG + θ·success."""
+
+    reads_pixels = True
 
     def __init__(self, params: DEGSourceParams, success: RewardSource | None = None):
         from robot_rl.rewards.deg import DEGReward, load_encoder
